@@ -1,0 +1,214 @@
+//! `cluster epmd`: runs the port mapper in the foreground or as a daemon, or sends it the
+//! control requests that `epmd -kill`, `epmd -stop NAME` and `epmd -dump` send.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::GlobalOpts;
+use crate::epmd::proto::ControlReply;
+use crate::epmd::{server, EpmdClient, Server, ServerConfig, ServerError};
+
+/// How long `--daemon` waits for the detached port mapper to answer.
+const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Arguments of `cluster epmd`.
+#[derive(Debug, Args)]
+pub struct EpmdArgs {
+    /// Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout).
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+    /// Addresses to listen on, comma-separated; loopback is always added.
+    /// [default: every IPv4 interface, as epmd]
+    #[arg(long, value_delimiter = ',', value_name = "ADDR,...")]
+    address: Vec<IpAddr>,
+    /// Detach and run in the background; exits 0 at once if a port mapper already serves the port.
+    #[arg(long)]
+    daemon: bool,
+    /// Allow KILL with nodes registered, and STOP (like epmd -relaxed_command_check).
+    #[arg(long)]
+    relaxed_command_check: bool,
+    /// Seconds an unregistered connection may take to send its request.
+    #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_PACKET_TIMEOUT.as_secs())]
+    packet_timeout: u64,
+    /// Most connections open at once (registered nodes included).
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Ask the running port mapper to exit (refused while nodes are registered, unless it
+    /// runs with --relaxed-command-check).
+    #[arg(long, conflicts_with_all = ["daemon", "stop", "dump"])]
+    kill: bool,
+    /// Forcibly unregister NAME (needs --relaxed-command-check on the port mapper).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["daemon", "dump"])]
+    stop: Option<String>,
+    /// Print the running port mapper's registered and remembered names.
+    #[arg(long, conflicts_with = "daemon")]
+    dump: bool,
+}
+
+impl EpmdArgs {
+    /// True when this invocation serves (rather than queries) a port mapper.
+    pub fn is_daemon(&self) -> bool {
+        !self.kill && self.stop.is_none() && !self.dump
+    }
+}
+
+pub fn run(global: &GlobalOpts, args: EpmdArgs) -> anyhow::Result<ExitCode> {
+    let port = args.port.unwrap_or(global.epmd_port);
+    if !args.is_daemon() {
+        return super::runtime()?.block_on(control(port, &args));
+    }
+    if args.daemon {
+        return daemonize(port, &args);
+    }
+    let config = ServerConfig {
+        port,
+        addresses: args.address.clone(),
+        relaxed_command_check: args.relaxed_command_check,
+        packet_timeout: Duration::from_secs(args.packet_timeout),
+        max_connections: args.max_connections.max(1),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(config))
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
+    let port = config.port;
+    let server = match Server::bind(config).await {
+        Ok(server) => server,
+        Err(e @ ServerError::AddrInUse { .. }) => {
+            bail!("{e}: is a port mapper already running on port {port}? (`cluster names` asks it)")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for addr in server.local_addrs() {
+        println!("cluster epmd: listening on {addr}");
+    }
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel();
+    });
+    server.run(shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn control(port: u16, args: &EpmdArgs) -> anyhow::Result<ExitCode> {
+    let client = EpmdClient::new("127.0.0.1", port);
+    if args.kill {
+        return Ok(match client.kill().await? {
+            ControlReply::Ok => {
+                println!("killed");
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("cluster: port mapper refused to stop: nodes are still registered");
+                ExitCode::FAILURE
+            }
+        });
+    }
+    if let Some(name) = &args.stop {
+        return Ok(match client.stop(name).await? {
+            ControlReply::Stopped => {
+                println!("stopped {name}");
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("cluster: {name:?} is not registered");
+                ExitCode::FAILURE
+            }
+        });
+    }
+    print!("{}", client.dump().await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `cluster epmd` detached from this terminal and waits until it answers.
+fn daemonize(port: u16, args: &EpmdArgs) -> anyhow::Result<ExitCode> {
+    if port == 0 {
+        bail!("--daemon needs a fixed port: with port 0 nobody could find the daemon");
+    }
+    let rt = super::runtime()?;
+    let probe = EpmdClient::new("127.0.0.1", port).with_timeout(Duration::from_secs(1));
+    if rt.block_on(probe.names()).is_ok() {
+        tracing::info!("a port mapper already serves port {port}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let exe = std::env::current_exe().context("cannot find the cluster executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("epmd")
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--packet-timeout")
+        .arg(args.packet_timeout.to_string())
+        .arg("--max-connections")
+        .arg(args.max_connections.to_string());
+    if !args.address.is_empty() {
+        let list: Vec<String> = args.address.iter().map(ToString::to_string).collect();
+        cmd.arg("--address").arg(list.join(","));
+    }
+    if args.relaxed_command_check {
+        cmd.arg("--relaxed-command-check");
+    }
+    let log = daemon_log_path(port);
+    let stderr = log
+        .as_ref()
+        .and_then(|p| std::fs::File::create(p).ok())
+        .map_or_else(Stdio::null, Stdio::from);
+    // Its own process group, so a Ctrl-C aimed at whoever started it does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .context("cannot start the port mapper")?;
+    let pid = child.id();
+    let where_log = log.map_or_else(String::new, |p| format!("; see {}", p.display()));
+    let ready = rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + DAEMON_START_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!("the port mapper exited at start ({status}){where_log}");
+            }
+            if probe.names().await.is_ok() {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(false)
+    })?;
+    if !ready {
+        bail!("the port mapper (pid {pid}) did not answer on port {port} within {DAEMON_START_TIMEOUT:?}{where_log}");
+    }
+    println!("cluster epmd: started (pid {pid}) on port {port}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn daemon_log_path(port: u16) -> Option<PathBuf> {
+    let dir = directories::ProjectDirs::from("", "", "cluster")?
+        .cache_dir()
+        .to_owned();
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join(format!("epmd-{port}.log")))
+}

@@ -1,0 +1,144 @@
+//! The `cluster` command line: global options, subcommand dispatch, logging set-up, and the
+//! mapping from errors to exit codes. Each subcommand lives in its own file; this module only
+//! wires them together.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (nothing answered, a node is down); 2 a usage
+//! or configuration error (bad flags, an invalid roles file), as clap already uses 2.
+
+mod completions;
+mod epmd;
+mod names;
+mod output;
+mod roles;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ConfigError;
+
+/// Erlang-compatible clustering for game servers: port mapper, nodes, beacon and tools.
+#[derive(Debug, Parser)]
+#[command(name = "cluster", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Port of the port mapper (EPMD) on every host.
+    #[arg(long, global = true, env = "ERL_EPMD_PORT", default_value_t = crate::epmd::DEFAULT_PORT, value_name = "PORT")]
+    pub epmd_port: u16,
+    /// Distribution cookie (overrides --cookie-file and ~/.erlang.cookie).
+    #[arg(
+        long,
+        global = true,
+        env = "CLUSTER_COOKIE",
+        hide_env_values = true,
+        value_name = "COOKIE"
+    )]
+    pub cookie: Option<String>,
+    /// File holding the distribution cookie (must not be readable by group or others).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub cookie_file: Option<PathBuf>,
+    /// Roles file [default: ./roles.toml, then the user config directory].
+    #[arg(long, global = true, env = "CLUSTER_ROLES", value_name = "PATH")]
+    pub roles: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the port mapper (an EPMD-compatible daemon), or query/stop one.
+    Epmd(epmd::EpmdArgs),
+    /// List the nodes registered with a host's port mapper.
+    Names(names::NamesArgs),
+    /// Validate the roles file and list its roles.
+    Roles(roles::RolesArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
+}
+
+impl Command {
+    /// Long-running commands log at info by default; one-shot tools stay quiet.
+    fn is_daemon(&self) -> bool {
+        matches!(self, Command::Epmd(args) if args.is_daemon())
+    }
+}
+
+/// Parses the command line, runs the subcommand and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose, cli.command.is_daemon());
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Epmd(args) => epmd::run(&cli.global, args),
+        Command::Names(args) => names::run(&cli.global, args),
+        Command::Roles(args) => roles::run(&cli.global, args),
+        Command::Completions(args) => completions::run(args),
+    }
+}
+
+fn report(err: &anyhow::Error) -> ExitCode {
+    let broken_pipe = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        // The reader went away (`cluster names | head`): not our failure.
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("cluster: {err:#}");
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<ConfigError>().is_some())
+    {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn init_logging(verbose: u8, daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (verbose, daemon) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
+        (2, _) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// A current-thread runtime: the tools are I/O-bound and short-lived, so one thread is
+/// enough and starts fastest.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The clap command, for completion generation and tests.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

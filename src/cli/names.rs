@@ -1,0 +1,113 @@
+//! `cluster names`: lists the nodes registered with a host's port mapper, like `epmd -names`,
+//! and adds what epmd knows but does not print: each node's type (visible or hidden) and its
+//! Extra field, where `cluster` nodes put their role. Works against real `epmd` too.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{output, GlobalOpts};
+use crate::epmd::{EpmdClient, NodeEntry, NodeType};
+
+/// At most this many PORT_PLEASE2 lookups at once, so a host with thousands of nodes does not
+/// exhaust the port mapper's connection limit.
+const LOOKUP_CONCURRENCY: usize = 16;
+
+/// Arguments of `cluster names`.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Host whose port mapper to ask.
+    #[arg(long, default_value = "127.0.0.1", value_name = "HOST")]
+    host: String,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    timeout: f64,
+}
+
+/// One row of the listing.
+#[derive(Debug, Serialize)]
+struct NameRow {
+    name: String,
+    port: u16,
+    /// `normal`, `hidden`, or null when the node left between the two requests.
+    #[serde(rename = "type")]
+    node_type: Option<NodeType>,
+    /// The role from the Extra field, when it holds printable text.
+    role: Option<String>,
+    highest: Option<u16>,
+    lowest: Option<u16>,
+}
+
+pub fn run(global: &GlobalOpts, args: NamesArgs) -> anyhow::Result<ExitCode> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    let client = EpmdClient::new(args.host.clone(), global.epmd_port)
+        .with_timeout(Duration::from_secs_f64(args.timeout));
+    let rows = super::runtime()?.block_on(list(client.clone()))?;
+    if args.json {
+        output::print_json(&rows)?;
+    } else if rows.is_empty() {
+        eprintln!(
+            "no nodes registered with the port mapper at {}",
+            client.target()
+        );
+    } else {
+        let mut table = output::table(&["NAME", "PORT", "TYPE", "ROLE"]);
+        for row in &rows {
+            table.add_row(vec![
+                row.name.clone(),
+                row.port.to_string(),
+                row.node_type
+                    .map_or_else(|| "gone".into(), |t| t.to_string()),
+                row.role.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        output::print_table(&table)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(client: EpmdClient) -> anyhow::Result<Vec<NameRow>> {
+    let names = client.names().await?;
+    let limit = Arc::new(Semaphore::new(LOOKUP_CONCURRENCY));
+    let mut lookups = JoinSet::new();
+    for line in names.names {
+        let client = client.clone();
+        let limit = limit.clone();
+        lookups.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let entry = client.port_please(&line.name).await;
+            (line, entry)
+        });
+    }
+    let mut rows = Vec::new();
+    while let Some(joined) = lookups.join_next().await {
+        let (line, entry) = joined?;
+        // NAMES already answered, so a failed lookup only loses the detail columns.
+        let entry: Option<NodeEntry> = entry.unwrap_or_else(|e| {
+            tracing::warn!("lookup of {:?} failed: {e}", line.name);
+            None
+        });
+        rows.push(NameRow {
+            role: entry
+                .as_ref()
+                .and_then(|e| e.extra_text().map(str::to_owned)),
+            node_type: entry.as_ref().map(|e| e.node_type),
+            highest: entry.as_ref().map(|e| e.highest),
+            lowest: entry.as_ref().map(|e| e.lowest),
+            port: entry.as_ref().map_or(line.port, |e| e.port),
+            name: line.name,
+        });
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}

@@ -1,0 +1,80 @@
+//! Configuration: the roles file and where to find it.
+//!
+//! Configuration is validated once, up front, into plain resolved types, so the rest of the
+//! program never re-checks it and a mistake is reported before anything starts.
+
+pub mod roles;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use roles::{ClusterDefaults, Mesh, Role, RolesFile};
+
+/// The roles file's name, in the current directory and in the user's config directory.
+pub const ROLES_FILE_NAME: &str = "roles.toml";
+
+/// Errors in configuration files. The CLI exits with status 2 for these.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid: bad TOML, an unknown key, a bad type, or a semantic error.
+    #[error("{}:{line}:{column}: {message}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// No roles file was given and none was found in the usual places.
+    #[error("no roles file found (looked for {}); pass --roles PATH or set CLUSTER_ROLES", display_paths(.searched))]
+    NotFound {
+        /// Where we looked.
+        searched: Vec<PathBuf>,
+    },
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The user's config directory for `cluster` (e.g. `~/.config/cluster` on Linux).
+pub fn user_config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "cluster").map(|d| d.config_dir().to_owned())
+}
+
+/// Where the roles file is: the explicit path when given, else `./roles.toml`, else
+/// `roles.toml` in the user's config directory.
+pub fn resolve_roles_path(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    let mut searched = vec![PathBuf::from(ROLES_FILE_NAME)];
+    if let Some(dir) = user_config_dir() {
+        searched.push(dir.join(ROLES_FILE_NAME));
+    }
+    match searched.iter().find(|p| p.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(ConfigError::NotFound { searched }),
+    }
+}
+
+/// Finds, reads and validates the roles file.
+pub fn load_roles(explicit: Option<&Path>) -> Result<RolesFile, ConfigError> {
+    RolesFile::load(&resolve_roles_path(explicit)?)
+}

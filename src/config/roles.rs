@@ -1,0 +1,490 @@
+//! `roles.toml`: the cluster's roles, each with the resource it provides and the resources it
+//! requires (seed 000's `{node, module, resource, [requirement]}`), plus cluster defaults.
+//!
+//! Loading is two-layered, as in ripgrep: the raw TOML is deserialised with spans kept, then
+//! validated into a resolved [`RolesFile`]. Every error names the file, line and column, so an
+//! operator can fix a typo without reading code, and nothing here panics on bad input.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::ConfigError;
+
+/// Default `net_ticktime`, in seconds, as Erlang.
+pub const DEFAULT_NET_TICKTIME: u64 = 60;
+/// Default beacon node.
+pub const DEFAULT_BEACON: &str = "beacon1@127.0.0.1";
+
+/// Which connections a node makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mesh {
+    /// Connect to every online node, as Erlang's transitive connections do.
+    #[default]
+    Full,
+    /// Connect only to the beacon and this node's providers; scales past a full mesh.
+    Requirements,
+}
+
+/// Cluster-wide defaults from the `[cluster]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterDefaults {
+    /// The beacon node's full name.
+    pub beacon: String,
+    /// Tick time in seconds.
+    pub net_ticktime: u64,
+    /// Mesh mode.
+    pub mesh: Mesh,
+}
+
+/// One declared role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    /// The role's name, used with `--role` and in node names (`<role>1@host`).
+    pub name: String,
+    /// The resource this role provides.
+    pub resource: String,
+    /// The resources this role needs providers for.
+    pub requirements: Vec<String>,
+    /// The module name reported to the beacon (seed 000's `Module`).
+    pub module: String,
+    /// Free text for listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A validated roles file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolesFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The `[cluster]` table.
+    pub cluster: ClusterDefaults,
+    /// Roles in file order.
+    pub roles: Vec<Role>,
+}
+
+impl RolesFile {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<RolesFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        RolesFile::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<RolesFile, ConfigError> {
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_column(text, span.start);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim_end().to_owned(),
+            }
+        })?;
+
+        let cluster = resolve_cluster(raw.cluster, &at)?;
+
+        let mut raw_roles: Vec<(String, Spanned<RawRole>)> = raw.roles.into_iter().collect();
+        raw_roles.sort_by_key(|(_, r)| r.span().start);
+        if raw_roles.is_empty() {
+            return Err(at(
+                0..0,
+                "no roles declared: add a [roles.<name>] table".into(),
+            ));
+        }
+
+        let mut roles = Vec::with_capacity(raw_roles.len());
+        let mut provider_of: HashMap<String, usize> = HashMap::new();
+        for (idx, (name, raw_role)) in raw_roles.iter().enumerate() {
+            let role_span = raw_role.span();
+            let raw_role = raw_role.get_ref();
+            if let Err(why) = check_identifier(name) {
+                return Err(at(role_span, format!("role name {name:?} {why}")));
+            }
+            let (resource, resource_span) = match &raw_role.resource {
+                Some(r) => (r.get_ref().clone(), r.span()),
+                None => (name.clone(), role_span.clone()),
+            };
+            if let Err(why) = check_identifier(&resource) {
+                return Err(at(resource_span, format!("resource {resource:?} {why}")));
+            }
+            if let Some(&other) = provider_of.get(&resource) {
+                return Err(at(
+                    resource_span,
+                    format!(
+                        "duplicate resource {resource:?}: role {:?} provides it already",
+                        raw_roles[other].0
+                    ),
+                ));
+            }
+            provider_of.insert(resource.clone(), idx);
+            let mut seen = HashSet::new();
+            for req in &raw_role.requirements {
+                if !seen.insert(req.get_ref().as_str()) {
+                    return Err(at(
+                        req.span(),
+                        format!("duplicate requirement {:?} in role {name:?}", req.get_ref()),
+                    ));
+                }
+            }
+            roles.push(Role {
+                name: name.clone(),
+                resource,
+                requirements: raw_role
+                    .requirements
+                    .iter()
+                    .map(|r| r.get_ref().clone())
+                    .collect(),
+                module: raw_role.module.clone().unwrap_or_else(|| name.clone()),
+                description: raw_role.description.clone(),
+            });
+        }
+
+        // Every requirement must name a declared resource.
+        for (name, raw_role) in &raw_roles {
+            for req in &raw_role.get_ref().requirements {
+                if !provider_of.contains_key(req.get_ref()) {
+                    let mut known: Vec<&str> = roles.iter().map(|r| r.resource.as_str()).collect();
+                    known.sort_unstable();
+                    return Err(at(
+                        req.span(),
+                        format!(
+                            "unknown requirement {:?} in role {name:?}; declared resources: {}",
+                            req.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+
+        // Requirements must not form a cycle: a node would wait for itself forever.
+        if let Some((role_idx, req_idx, cycle)) = find_cycle(&roles, &provider_of) {
+            let span = raw_roles[role_idx].1.get_ref().requirements[req_idx].span();
+            return Err(at(
+                span,
+                format!("requirement cycle: {}", cycle.join(" -> ")),
+            ));
+        }
+
+        Ok(RolesFile {
+            path: path.to_owned(),
+            cluster,
+            roles,
+        })
+    }
+
+    /// Looks a role up by name.
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// The declared role names, for error messages.
+    pub fn role_names(&self) -> Vec<&str> {
+        self.roles.iter().map(|r| r.name.as_str()).collect()
+    }
+}
+
+fn resolve_cluster(
+    raw: Option<RawCluster>,
+    at: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<ClusterDefaults, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let beacon = match raw.beacon {
+        Some(b) => {
+            let value = b.get_ref();
+            match value.split_once('@') {
+                Some((name, host))
+                    if !name.is_empty() && !host.is_empty() && !host.contains('@') =>
+                {
+                    value.clone()
+                }
+                _ => {
+                    return Err(at(
+                        b.span(),
+                        format!("beacon {value:?} is not a node name of the form name@host"),
+                    ))
+                }
+            }
+        }
+        None => DEFAULT_BEACON.to_owned(),
+    };
+    let net_ticktime = match raw.net_ticktime {
+        Some(t) => match u64::try_from(*t.get_ref()) {
+            Ok(secs) if (1..=86_400).contains(&secs) => secs,
+            _ => {
+                return Err(at(
+                    t.span(),
+                    format!(
+                        "net_ticktime {} must be between 1 and 86400 seconds",
+                        t.get_ref()
+                    ),
+                ))
+            }
+        },
+        None => DEFAULT_NET_TICKTIME,
+    };
+    Ok(ClusterDefaults {
+        beacon,
+        net_ticktime,
+        mesh: raw.mesh.unwrap_or_default(),
+    })
+}
+
+/// Role and resource names become atoms and parts of node names: keep them plain.
+fn check_identifier(s: &str) -> Result<(), &'static str> {
+    let mut chars = s.chars();
+    match chars.next() {
+        None => Err("is empty"),
+        Some(c) if !c.is_ascii_lowercase() => Err("must start with a lowercase letter"),
+        _ if s.len() > 64 => Err("is longer than 64 characters"),
+        _ if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') => {
+            Err("may contain only lowercase letters, digits and '_'")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Finds a requirement cycle. Returns the role and requirement index that closes it, and the
+/// cycle as role names.
+fn find_cycle(
+    roles: &[Role],
+    provider_of: &HashMap<String, usize>,
+) -> Option<(usize, usize, Vec<String>)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks = vec![Mark::New; roles.len()];
+    for start in 0..roles.len() {
+        if marks[start] != Mark::New {
+            continue;
+        }
+        // Iterative DFS: (role, next requirement index); the stack is the current path.
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        marks[start] = Mark::Active;
+        while let Some(&mut (role, ref mut next)) = stack.last_mut() {
+            let Some(req) = roles[role].requirements.get(*next) else {
+                marks[role] = Mark::Done;
+                stack.pop();
+                continue;
+            };
+            let req_idx = *next;
+            *next += 1;
+            let Some(&provider) = provider_of.get(req) else {
+                continue;
+            };
+            match marks[provider] {
+                Mark::Active => {
+                    let from = stack.iter().position(|&(r, _)| r == provider).unwrap_or(0);
+                    let mut cycle: Vec<String> = stack[from..]
+                        .iter()
+                        .map(|&(r, _)| roles[r].name.clone())
+                        .collect();
+                    cycle.push(roles[provider].name.clone());
+                    return Some((role, req_idx, cycle));
+                }
+                Mark::New => {
+                    marks[provider] = Mark::Active;
+                    stack.push((provider, 0));
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+    None
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    cluster: Option<RawCluster>,
+    #[serde(default)]
+    roles: BTreeMap<String, Spanned<RawRole>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    beacon: Option<Spanned<String>>,
+    net_ticktime: Option<Spanned<i64>>,
+    mesh: Option<Mesh>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    resource: Option<Spanned<String>>,
+    #[serde(default)]
+    requirements: Vec<Spanned<String>>,
+    module: Option<String>,
+    description: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RolesFile, ConfigError> {
+        RolesFile::parse(Path::new("roles.toml"), text)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).expect_err("must be rejected").to_string()
+    }
+
+    const GOOD: &str = r#"
+[cluster]
+beacon = "b1@10.0.0.1"
+net_ticktime = 20
+mesh = "requirements"
+
+[roles.beacon]
+[roles.gate_manager]
+module = "Elixir.GateManager"
+[roles.gate]
+requirements = ["gate_manager"]
+"#;
+
+    #[test]
+    fn valid_file_resolves_defaults_and_order() {
+        let f = parse(GOOD).unwrap();
+        assert_eq!(f.cluster.beacon, "b1@10.0.0.1");
+        assert_eq!(f.cluster.net_ticktime, 20);
+        assert_eq!(f.cluster.mesh, Mesh::Requirements);
+        let names: Vec<_> = f.roles.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["beacon", "gate_manager", "gate"]);
+        let gm = f.role("gate_manager").unwrap();
+        assert_eq!(gm.resource, "gate_manager");
+        assert_eq!(gm.module, "Elixir.GateManager");
+        assert_eq!(f.role("gate").unwrap().requirements, ["gate_manager"]);
+    }
+
+    #[test]
+    fn cluster_table_is_optional() {
+        let f = parse("[roles.a]\n").unwrap();
+        assert_eq!(f.cluster.beacon, DEFAULT_BEACON);
+        assert_eq!(f.cluster.net_ticktime, DEFAULT_NET_TICKTIME);
+        assert_eq!(f.cluster.mesh, Mesh::Full);
+    }
+
+    #[test]
+    fn unknown_requirement_names_line_and_column() {
+        let e = error("[roles.gate]\nrequirements = [\"gate_mgr\"]\n");
+        assert!(
+            e.starts_with("roles.toml:2:17: unknown requirement \"gate_mgr\""),
+            "{e}"
+        );
+        assert!(e.contains("declared resources: gate"), "{e}");
+    }
+
+    #[test]
+    fn cycles_are_reported_with_their_path() {
+        let e = error(
+            "[roles.a]\nrequirements = [\"b\"]\n[roles.b]\nrequirements = [\"c\"]\n[roles.c]\nrequirements = [\"a\"]\n",
+        );
+        assert!(e.contains("requirement cycle: a -> b -> c -> a"), "{e}");
+        assert!(e.starts_with("roles.toml:6:17:"), "{e}");
+        let e = error("[roles.a]\nrequirements = [\"a\"]\n");
+        assert!(e.contains("requirement cycle: a -> a"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_are_rejected() {
+        let e = error("[roles.a]\n[roles.a]\n");
+        assert!(e.starts_with("roles.toml:2:"), "{e}");
+        assert!(e.to_lowercase().contains("duplicate"), "{e}");
+        let e = error("[roles.a]\n[roles.b]\nresource = \"a\"\n");
+        assert!(
+            e.starts_with("roles.toml:3:12: duplicate resource \"a\""),
+            "{e}"
+        );
+        let e = error("[roles.a]\n[roles.b]\nrequirements = [\"a\", \"a\"]\n");
+        assert!(
+            e.starts_with("roles.toml:3:22: duplicate requirement"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_located() {
+        let e = error("[roles.a]\nresorce = \"x\"\n");
+        assert!(e.starts_with("roles.toml:2:1:"), "{e}");
+        assert!(e.contains("resorce"), "{e}");
+        let e = error("[cluster]\nnet_ticktime = \"soon\"\n[roles.a]\n");
+        assert!(e.starts_with("roles.toml:2:16:"), "{e}");
+        let e = error("[cluster]\nmesh = \"star\"\n[roles.a]\n");
+        assert!(e.starts_with("roles.toml:2:8:"), "{e}");
+        let e = error("[cluster]\nnet_ticktime = 0\n[roles.a]\n");
+        assert!(e.contains("between 1 and 86400"), "{e}");
+        let e = error("[cluster]\nbeacon = \"nohost\"\n[roles.a]\n");
+        assert!(
+            e.starts_with("roles.toml:2:10:") && e.contains("name@host"),
+            "{e}"
+        );
+        let e = error("[roles.Gate]\n");
+        assert!(e.contains("must start with a lowercase letter"), "{e}");
+        let e = error("oops = [\n");
+        assert!(e.starts_with("roles.toml:"), "{e}");
+        let e = error("");
+        assert!(e.contains("no roles declared"), "{e}");
+    }
+
+    #[test]
+    fn repo_roles_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles.toml");
+        let f = RolesFile::load(&path).unwrap();
+        assert_eq!(
+            f.role_names(),
+            [
+                "beacon",
+                "gate_manager",
+                "gate",
+                "data_contact",
+                "data_service"
+            ]
+        );
+        assert_eq!(f.role("gate").unwrap().requirements, ["gate_manager"]);
+        assert_eq!(
+            f.role("data_service").unwrap().requirements,
+            ["data_contact"]
+        );
+        assert_eq!(f.cluster.beacon, "beacon1@127.0.0.1");
+        assert_eq!(f.cluster.net_ticktime, 60);
+        assert_eq!(f.cluster.mesh, Mesh::Full);
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        assert_eq!(line_column("ab\nçd", 5), (2, 2));
+        assert_eq!(line_column("", 10), (1, 1));
+    }
+}

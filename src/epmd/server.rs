@@ -1,0 +1,495 @@
+//! The port-mapper daemon: accepts connections, reads one request from each with the codec in
+//! [`super::proto`], and applies it to the [`Registry`]. It behaves like OTP's `epmd` (see
+//! `DESIGN.md`, "Port mapper"), so real `erl` nodes and `epmd -names` use it unchanged:
+//! - a registration lives exactly as long as its TCP connection, and any byte sent on that
+//!   connection after the reply also ends it;
+//! - ALIVE2, DUMP, KILL and STOP are accepted only from loopback or the host's own address;
+//!   NAMES and PORT_PLEASE2 are answered for anyone;
+//! - KILL is refused while nodes are registered, and STOP is ignored, unless the daemon runs
+//!   with relaxed command checking.
+//!
+//! Unlike epmd it never trusts a client to be quick or well-formed: a connection that has not
+//! sent a whole request within the packet timeout is closed, a declared length beyond the
+//! largest legal request is refused before anything is buffered, and the number of open
+//! connections is capped. None of that touches existing registrations.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, BytesMut};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::proto::{
+    encode_names_line, encode_port2_reply, Alive2Reply, ControlReply, ProtoError, Request,
+};
+use super::registry::{ConnId, Registry};
+
+/// epmd's own default packet timeout: an unregistered connection idle this long is closed.
+pub const DEFAULT_PACKET_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on simultaneously open connections (registered nodes included).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// How long shutdown waits for connection tasks to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The creation epmd reports alongside a refused registration.
+const REFUSED_CREATION: u32 = 99;
+
+/// How the daemon is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Port to listen on; 0 picks a free one (tests).
+    pub port: u16,
+    /// Addresses to listen on. Empty means every IPv4 interface, as epmd. When given,
+    /// loopback is always added.
+    pub addresses: Vec<IpAddr>,
+    /// Allow KILL with live nodes and STOP, like `epmd -relaxed_command_check`.
+    pub relaxed_command_check: bool,
+    /// How long a connection may take to send its request.
+    pub packet_timeout: Duration,
+    /// Most connections open at once; further ones are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            port: 4369,
+            addresses: Vec::new(),
+            relaxed_command_check: false,
+            packet_timeout: DEFAULT_PACKET_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Errors that stop the daemon from starting or running.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// Another process already listens there.
+    #[error("address {addr} is already in use")]
+    AddrInUse {
+        /// Where the bind failed.
+        addr: SocketAddr,
+    },
+    /// Binding failed for another reason.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Where the bind failed.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+struct Shared {
+    registry: Mutex<Registry>,
+    /// Cancels a registered connection, for STOP_REQ.
+    registered: Mutex<HashMap<ConnId, CancellationToken>>,
+    next_conn: AtomicU64,
+    config: ServerConfig,
+    port: u16,
+    /// Cancelled by KILL_REQ as well as by the owner.
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the registry half-updated (every
+        // method completes its change before returning), so a poisoned lock is still usable.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn registered(&self) -> MutexGuard<'_, HashMap<ConnId, CancellationToken>> {
+        self.registered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A bound, not yet running, port mapper.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds every configured address on the configured port (with port 0, the first bind
+    /// picks the port and the others reuse it).
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let mut port = config.port;
+        let mut listeners = Vec::new();
+        for ip in listen_addresses(&config.addresses) {
+            let addr = SocketAddr::new(ip, port);
+            let listener = TcpListener::bind(addr).await.map_err(|source| {
+                if source.kind() == std::io::ErrorKind::AddrInUse {
+                    ServerError::AddrInUse { addr }
+                } else {
+                    ServerError::Bind { addr, source }
+                }
+            })?;
+            if port == 0 {
+                port = listener
+                    .local_addr()
+                    .map_err(|source| ServerError::Bind { addr, source })?
+                    .port();
+            }
+            listeners.push(listener);
+        }
+        Ok(Server {
+            listeners,
+            shared: Arc::new(Shared {
+                registry: Mutex::new(Registry::new()),
+                registered: Mutex::new(HashMap::new()),
+                next_conn: AtomicU64::new(1),
+                config,
+                port,
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The port actually listened on.
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+
+    /// The addresses actually listened on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` is cancelled or a KILL_REQ is accepted, then closes every
+    /// connection (which unregisters every node) and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let shared = self.shared;
+        let tracker = TaskTracker::new();
+        let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+        let stop = shared.shutdown.clone();
+        let forward = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                stop.cancel();
+            })
+        };
+        let mut accepts = Vec::new();
+        for listener in self.listeners {
+            accepts.push(tokio::spawn(accept_loop(
+                listener,
+                shared.clone(),
+                limit.clone(),
+                tracker.clone(),
+            )));
+        }
+        stop.cancelled().await;
+        for task in accepts {
+            let _ = task.await;
+        }
+        forward.abort();
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("port mapper: connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
+    }
+}
+
+fn listen_addresses(requested: &[IpAddr]) -> Vec<IpAddr> {
+    if requested.is_empty() || requested.iter().any(|ip| ip.is_unspecified()) {
+        // A wildcard bind covers loopback already; binding both would collide.
+        return vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    }
+    let mut addrs = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    if requested.iter().any(IpAddr::is_ipv6) {
+        addrs.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+    for ip in requested {
+        if !addrs.contains(ip) {
+            addrs.push(*ip);
+        }
+    }
+    addrs
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    warn!(%peer, "port mapper: connection limit ({}) reached; closing", shared.config.max_connections);
+                    continue;
+                };
+                tracker.spawn(serve_connection(stream, peer, permit, shared.clone()));
+            }
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning, the listener stays usable.
+                warn!("port mapper: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn is_local_peer(stream: &TcpStream, peer: SocketAddr) -> bool {
+    let peer_ip = peer.ip().to_canonical();
+    peer_ip.is_loopback()
+        || stream
+            .local_addr()
+            .map(|local| local.ip().to_canonical() == peer_ip)
+            .unwrap_or(false)
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    let request = tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        read = tokio::time::timeout(shared.config.packet_timeout, read_request(&mut stream)) => read,
+    };
+    let request = match request {
+        Err(_) => {
+            debug!(%peer, "port mapper: no request within the packet timeout; closing");
+            return;
+        }
+        Ok(Err(ReadError::Closed)) => return,
+        Ok(Err(ReadError::Io(e))) => {
+            debug!(%peer, "port mapper: read failed: {e}");
+            return;
+        }
+        Ok(Err(ReadError::Proto(e))) => {
+            warn!(%peer, "port mapper: bad request: {e}");
+            return;
+        }
+        Ok(Ok(request)) => request,
+    };
+    let local = is_local_peer(&stream, peer);
+    let result = match request {
+        Request::Alive2(entry) if local => {
+            return serve_registration(stream, peer, entry, shared).await
+        }
+        Request::PortPlease2 { name } => {
+            let mut out = BytesMut::new();
+            encode_port2_reply(shared.registry().lookup(&name).map(|r| &r.entry), &mut out);
+            stream.write_all(&out).await
+        }
+        Request::Names => {
+            let mut out = BytesMut::new();
+            out.put_u32(u32::from(shared.port));
+            for line in shared.registry().names() {
+                encode_names_line(&line, &mut out);
+            }
+            stream.write_all(&out).await
+        }
+        Request::Dump if local => {
+            let out = dump(&shared);
+            stream.write_all(&out).await
+        }
+        Request::Kill if local => {
+            let allowed = shared.config.relaxed_command_check || shared.registry().is_empty();
+            let reply = if allowed {
+                ControlReply::Ok
+            } else {
+                ControlReply::No
+            };
+            let written = stream.write_all(reply.as_bytes()).await;
+            if allowed {
+                info!(%peer, "port mapper: stopped by KILL request");
+                shared.shutdown.cancel();
+            }
+            written
+        }
+        Request::Stop { name } if local => {
+            if !shared.config.relaxed_command_check {
+                warn!(%peer, "port mapper: STOP refused (needs --relaxed-command-check)");
+                return;
+            }
+            let gone = shared.registry().unregister_name(&name);
+            let reply = match gone {
+                Some(reg) => {
+                    if let Some(token) = shared.registered().remove(&reg.conn) {
+                        token.cancel();
+                    }
+                    info!(name = %name, "port mapper: unregistered by STOP request");
+                    ControlReply::Stopped
+                }
+                None => ControlReply::NoExist,
+            };
+            stream.write_all(reply.as_bytes()).await
+        }
+        other => {
+            warn!(%peer, "port mapper: refused {} from a non-local address", request_kind(&other));
+            return;
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, "port mapper: writing reply failed: {e}");
+    }
+}
+
+fn request_kind(req: &Request) -> &'static str {
+    match req {
+        Request::Alive2(_) => "ALIVE2_REQ",
+        Request::PortPlease2 { .. } => "PORT_PLEASE2_REQ",
+        Request::Names => "NAMES_REQ",
+        Request::Dump => "DUMP_REQ",
+        Request::Kill => "KILL_REQ",
+        Request::Stop { .. } => "STOP_REQ",
+    }
+}
+
+fn dump(shared: &Shared) -> BytesMut {
+    let mut out = BytesMut::new();
+    out.put_u32(u32::from(shared.port));
+    let registry = shared.registry();
+    // epmd terminates each DUMP line with a NUL after the newline; keep that layout.
+    for reg in registry.live() {
+        out.put_slice(
+            format!(
+                "active name     <{}> at port {}, fd = {}\n\0",
+                reg.entry.name, reg.entry.port, reg.conn
+            )
+            .as_bytes(),
+        );
+    }
+    for (name, creation) in registry.remembered() {
+        out.put_slice(format!("old/unused name <{name}>, creation = {creation}\n\0").as_bytes());
+    }
+    out
+}
+
+async fn serve_registration(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    entry: super::proto::NodeEntry,
+    shared: Arc<Shared>,
+) {
+    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let name = entry.name.clone();
+    let port = entry.port;
+    let extended = entry.highest >= 6;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let token = CancellationToken::new();
+    let registered = shared.registry().register(entry, conn, now);
+    let reply = match &registered {
+        Ok(creation) => {
+            shared.registered().insert(conn, token.clone());
+            Alive2Reply {
+                result: 0,
+                creation: *creation,
+                extended,
+            }
+        }
+        Err(e) => {
+            warn!(%peer, "port mapper: registration refused: {e}");
+            Alive2Reply {
+                result: 1,
+                creation: REFUSED_CREATION,
+                extended,
+            }
+        }
+    };
+    let mut out = BytesMut::new();
+    reply.encode(&mut out);
+    let written = stream.write_all(&out).await;
+    let Ok(creation) = registered else { return };
+    if written.is_ok() {
+        info!(name = %name, port, creation, "port mapper: registered");
+        let mut byte = [0u8; 1];
+        // Any byte, EOF or error on the registration connection ends the registration.
+        tokio::select! {
+            _ = stream.read(&mut byte) => {}
+            _ = token.cancelled() => {}
+            _ = shared.shutdown.cancelled() => {}
+        }
+    }
+    shared.registered().remove(&conn);
+    if shared.registry().unregister_conn(conn).is_some() {
+        info!(name = %name, "port mapper: unregistered");
+    }
+}
+
+enum ReadError {
+    Closed,
+    Io(std::io::Error),
+    Proto(ProtoError),
+}
+
+/// Reads exactly one request; never buffers more than the largest legal request.
+async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
+    let mut buf = BytesMut::with_capacity(64);
+    loop {
+        match Request::check(&buf) {
+            // Reads are capped at the declared length, so `total` is all there is.
+            Ok(total) => return Request::decode(&buf[2..total]).map_err(ReadError::Proto),
+            Err(ProtoError::Incomplete) => {
+                let want = match buf.len() {
+                    0 | 1 => 2 - buf.len(),
+                    _ => 2 + u16::from_be_bytes([buf[0], buf[1]]) as usize - buf.len(),
+                };
+                buf.reserve(want);
+                let mut limited = (&mut *stream).take(want as u64);
+                match limited.read_buf(&mut buf).await {
+                    Ok(0) if buf.is_empty() => return Err(ReadError::Closed),
+                    Ok(0) => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                    Ok(_) => {}
+                    Err(e) => return Err(ReadError::Io(e)),
+                }
+            }
+            Err(e) => return Err(ReadError::Proto(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_always_include_loopback() {
+        assert_eq!(listen_addresses(&[]), [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
+        let lan: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(
+            listen_addresses(&[lan]),
+            [IpAddr::V4(Ipv4Addr::LOCALHOST), lan]
+        );
+        let v6: IpAddr = "fe80::1".parse().unwrap();
+        assert_eq!(
+            listen_addresses(&[v6, IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+            [
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                v6
+            ]
+        );
+        assert_eq!(
+            listen_addresses(&[lan, "0.0.0.0".parse().unwrap()]),
+            [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+        );
+    }
+}

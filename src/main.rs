@@ -1,0 +1,5 @@
+//! The `cluster` binary: everything lives in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    cluster::cli::main()
+}
