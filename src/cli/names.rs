@@ -16,7 +16,7 @@ use crate::epmd::{EpmdClient, NodeEntry, NodeType};
 
 /// At most this many PORT_PLEASE2 lookups at once, so a host with thousands of nodes does not
 /// exhaust the port mapper's connection limit.
-const LOOKUP_CONCURRENCY: usize = 16;
+const LOOKUP_CONCURRENCY: usize = 32;
 
 /// Arguments of `cluster names`.
 #[derive(Debug, Args)]

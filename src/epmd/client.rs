@@ -190,8 +190,10 @@ impl EpmdClient {
             })?
     }
 
-    /// Sends one request and reads everything until the server closes.
-    async fn exchange(&self, request: &Request) -> Result<Vec<u8>, ClientError> {
+    /// Sends one request and reads everything until the server closes. A port mapper closes
+    /// without a word when it refuses a request (wrong origin, strict mode, connection limit),
+    /// so an empty reply becomes `Refused` with the caller's explanation.
+    async fn exchange(&self, request: &Request, refusal: &str) -> Result<Vec<u8>, ClientError> {
         let mut stream = self.connect().await?;
         let target = self.target();
         let io_err = |error| ClientError::Io {
@@ -211,12 +213,16 @@ impl EpmdClient {
                 .map_err(io_err)?;
             Ok(reply)
         };
-        tokio::time::timeout(self.timeout, work)
+        let reply: Vec<u8> = tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| ClientError::Timeout {
                 target: self.target(),
                 timeout: self.timeout,
-            })?
+            })??;
+        if reply.is_empty() {
+            return Err(self.refused(refusal));
+        }
+        Ok(reply)
     }
 
     fn protocol(&self, source: ProtoError) -> ClientError {
@@ -228,45 +234,51 @@ impl EpmdClient {
 
     /// NAMES_REQ: the registered names and ports.
     pub async fn names(&self) -> Result<NamesReply, ClientError> {
-        let reply = self.exchange(&Request::Names).await?;
+        let reply = self
+            .exchange(&Request::Names, "NAMES_REQ (closed without a reply; busy?)")
+            .await?;
         decode_names_reply(&reply).map_err(|e| self.protocol(e))
     }
 
     /// PORT_PLEASE2_REQ: a node's registration, or `None` when the name is not registered.
     pub async fn port_please(&self, name: &str) -> Result<Option<NodeEntry>, ClientError> {
         let reply = self
-            .exchange(&Request::PortPlease2 { name: name.into() })
+            .exchange(
+                &Request::PortPlease2 { name: name.into() },
+                "PORT_PLEASE2_REQ (closed without a reply; busy or invalid name?)",
+            )
             .await?;
         decode_port2_reply(&reply).map_err(|e| self.protocol(e))
     }
 
     /// DUMP_REQ: epmd's debugging listing, as text.
     pub async fn dump(&self) -> Result<String, ClientError> {
-        let reply = self.exchange(&Request::Dump).await?;
+        let reply = self
+            .exchange(&Request::Dump, "DUMP_REQ (allowed only from this host)")
+            .await?;
         if reply.len() < 4 {
-            return Err(self.refused("DUMP_REQ (allowed only from this host)"));
+            return Err(self.protocol(ProtoError::Incomplete));
         }
         Ok(String::from_utf8_lossy(&reply[4..]).replace('\0', ""))
     }
 
     /// KILL_REQ: asks the port mapper to exit. `No` means nodes are still registered.
     pub async fn kill(&self) -> Result<ControlReply, ClientError> {
-        let reply = self.exchange(&Request::Kill).await?;
-        if reply.is_empty() {
-            return Err(self.refused("KILL_REQ (allowed only from this host)"));
-        }
+        let reply = self
+            .exchange(&Request::Kill, "KILL_REQ (allowed only from this host)")
+            .await?;
         ControlReply::decode(&reply).map_err(|e| self.protocol(e))
     }
 
     /// STOP_REQ: forcibly unregisters `name`.
     pub async fn stop(&self, name: &str) -> Result<ControlReply, ClientError> {
-        let reply = self.exchange(&Request::Stop { name: name.into() }).await?;
-        if reply.is_empty() {
-            return Err(self.refused(
+        let reply = self
+            .exchange(
+                &Request::Stop { name: name.into() },
                 "STOP_REQ (the port mapper must run with relaxed command checking, and the \
                  request must come from this host)",
-            ));
-        }
+            )
+            .await?;
         ControlReply::decode(&reply).map_err(|e| self.protocol(e))
     }
 

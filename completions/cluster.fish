@@ -1,0 +1,84 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_cluster_global_optspecs
+    string join \n epmd-port= cookie= cookie-file= roles= v/verbose h/help V/version
+end
+
+function __fish_cluster_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_cluster_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_cluster_using_subcommand
+    set -l cmd (__fish_cluster_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c cluster -n "__fish_cluster_needs_command" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_needs_command" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_needs_command" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_needs_command" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_needs_command" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_needs_command" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l port -d 'Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l address -d 'Addresses to listen on, comma-separated; loopback is always added. [default: every IPv4 interface, as epmd]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l packet-timeout -d 'Seconds an unregistered connection may take to send its request' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l max-connections -d 'Most connections open at once (registered nodes included)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l stop -d 'Forcibly unregister NAME (needs --relaxed-command-check on the port mapper)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l daemon -d 'Detach and run in the background; exits 0 at once if a port mapper already serves the port'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l relaxed-command-check -d 'Allow KILL with nodes registered, and STOP (like epmd -relaxed_command_check)'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l kill -d 'Ask the running port mapper to exit (refused while nodes are registered, unless it runs with --relaxed-command-check)'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l dump -d 'Print the running port mapper\'s registered and remembered names'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l host -d 'Host whose port mapper to ask' -r
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l json -d 'Print a JSON array instead of a table'
+complete -c cluster -n "__fish_cluster_using_subcommand names" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand names" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand names" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -l json -d 'Print the resolved file as JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

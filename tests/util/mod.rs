@@ -1,0 +1,215 @@
+//! Helpers shared by the integration tests: in-process port mappers on fresh ports, real
+//! Erlang processes that are stopped by pid when a test ends, and deadline-bound waiting.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::future::Future;
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use cluster::epmd::{Server, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// A port mapper running inside the test process; stopped when dropped.
+pub struct Daemon {
+    pub port: u16,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Starts a port mapper on a fresh loopback port.
+    pub async fn start() -> Daemon {
+        Daemon::start_with(ServerConfig::default()).await
+    }
+
+    /// Starts a port mapper on a fresh loopback port with the given settings.
+    pub async fn start_with(mut config: ServerConfig) -> Daemon {
+        config.port = 0;
+        if config.addresses.is_empty() {
+            config.addresses = vec!["127.0.0.1".parse().unwrap()];
+        }
+        let server = Server::bind(config).await.expect("bind port mapper");
+        let port = server.port();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        Daemon {
+            port,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Stops the daemon and waits for it to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("daemon task");
+        }
+    }
+
+    /// Resolves when the daemon has exited on its own (KILL_REQ).
+    pub async fn exited(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.expect("daemon task");
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port that was free a moment ago, for programs that cannot be told to use port 0.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The `cluster` binary under test.
+pub fn cluster_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cluster"))
+}
+
+/// Runs `cluster` with `args` to completion.
+pub fn cluster(args: &[&str]) -> Output {
+    Command::new(cluster_bin())
+        .args(args)
+        .env_remove("ERL_EPMD_PORT")
+        .env_remove("CLUSTER_ROLES")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cluster")
+}
+
+/// Runs `cluster` on a blocking thread, so an in-process daemon keeps serving meanwhile.
+pub async fn cluster_async(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        cluster(&refs)
+    })
+    .await
+    .expect("join")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A child process killed (by its pid) and reaped when dropped.
+pub struct Proc(Option<Child>);
+
+impl Proc {
+    pub fn new(child: Child) -> Proc {
+        Proc(Some(child))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// Kills the process and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (on a blocking thread) for the process to exit by itself, up to `limit`, and
+    /// returns its output; kills it and fails the test if it does not.
+    pub async fn wait_output(mut self, limit: Duration) -> Output {
+        let child = self.0.take().expect("process already reaped");
+        let pid = child.id();
+        let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
+        match tokio::time::timeout(limit, waiter).await {
+            Ok(joined) => joined.expect("join").expect("wait for process"),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                panic!("process {pid} did not exit within {limit:?}");
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether real Erlang is installed. On a developer machine without it, interop tests print
+/// a visible skip line; under CI (`CI` set) a missing `erl` fails the test instead, because
+/// `.ci/run` installs it.
+pub fn have_erlang(test: &str) -> bool {
+    let found = Command::new("erl")
+        .args(["-noshell", "-eval", "halt()."])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: erl not found, but CI must run the interop tests"
+        );
+        println!("skipped: erl not found ({test})");
+    }
+    found
+}
+
+/// Starts `erl -name NAME` against the port mapper on `epmd_port`, evaluating `eval`.
+/// `-start_epmd false` keeps erl from spawning a real epmd of its own behind the test's back.
+pub fn erl(name: &str, epmd_port: u16, eval: &str) -> Proc {
+    let child = Command::new("erl")
+        .args([
+            "-noshell",
+            "-name",
+            name,
+            "-setcookie",
+            "interop",
+            "-start_epmd",
+            "false",
+            "-eval",
+            eval,
+        ])
+        .env("ERL_EPMD_PORT", epmd_port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start erl");
+    Proc::new(child)
+}
