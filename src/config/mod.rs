@@ -3,6 +3,7 @@
 //! Configuration is validated once, up front, into plain resolved types, so the rest of the
 //! program never re-checks it and a mistake is reported before anything starts.
 
+pub mod cookie;
 pub mod roles;
 
 use std::path::{Path, PathBuf};
