@@ -5,8 +5,10 @@
 //! `flags`, `name`, `handshake`, `term` and `codec` are sans-IO; `setup` and `connection` own
 //! sockets; `node` owns the routing tables.
 
+pub mod codec;
 pub mod flags;
 pub mod handshake;
 pub mod name;
+pub mod term;
 
 pub use name::{Cookie, NameKind, NodeName};
