@@ -189,6 +189,7 @@ pub struct Hello {
 enum AcceptorState {
     AwaitName,
     AwaitVerdict,
+    AwaitAliveAnswer,
     AwaitReply,
     Done,
 }
@@ -251,20 +252,40 @@ impl Acceptor {
             b.put_u8(b's');
             b.put_slice(status.as_bytes());
         })];
-        if matches!(status, Status::Ok | Status::OkSimultaneous) {
-            frames.push(frame(|b| {
-                b.put_u8(b'N');
-                b.put_u64(self.local.flags);
-                b.put_u32(self.challenge);
-                b.put_u32(self.local.creation);
-                b.put_u16(self.local.name.as_str().len() as u16);
-                b.put_slice(self.local.name.as_str().as_bytes());
-            }));
-            self.state = AcceptorState::AwaitReply;
-        } else {
-            self.state = AcceptorState::Done;
+        match status {
+            Status::Ok | Status::OkSimultaneous => frames.push(self.challenge_frame()),
+            Status::Alive => self.state = AcceptorState::AwaitAliveAnswer,
+            Status::Nok | Status::NotAllowed => self.state = AcceptorState::Done,
         }
         Ok(frames)
+    }
+
+    /// After `alive`: the initiator's `true` (replace the old connection; our challenge
+    /// follows) or `false` (it gives up).
+    pub fn on_alive_answer(&mut self, buf: &[u8]) -> Result<Option<Vec<u8>>, HandshakeError> {
+        if self.state != AcceptorState::AwaitAliveAnswer {
+            return Err(HandshakeError::OutOfOrder);
+        }
+        match buf {
+            b"strue" => Ok(Some(self.challenge_frame())),
+            b"sfalse" => {
+                self.state = AcceptorState::Done;
+                Ok(None)
+            }
+            _ => Err(HandshakeError::Malformed("expected strue or sfalse".into())),
+        }
+    }
+
+    fn challenge_frame(&mut self) -> Vec<u8> {
+        self.state = AcceptorState::AwaitReply;
+        frame(|b| {
+            b.put_u8(b'N');
+            b.put_u64(self.local.flags);
+            b.put_u32(self.challenge);
+            b.put_u32(self.local.creation);
+            b.put_u16(self.local.name.as_str().len() as u16);
+            b.put_slice(self.local.name.as_str().as_bytes());
+        })
     }
 
     /// Step 4 and 5: checks the peer's digest and returns our ack and who the peer is.
@@ -543,7 +564,16 @@ mod tests {
         b.on_name(&a.send_name()).unwrap();
         let frames = b.verdict(Status::Alive).unwrap();
         assert_eq!(a.on_status(&frames[0]).unwrap(), StatusOutcome::Alive);
-        assert_eq!(a.answer_alive(false), b"sfalse");
+        assert_eq!(b.on_alive_answer(&a.answer_alive(false)), Ok(None));
+        // Answering true replaces the old connection and the exchange goes on.
+        let (mut a, mut b) = pair("c", "c");
+        b.on_name(&a.send_name()).unwrap();
+        let frames = b.verdict(Status::Alive).unwrap();
+        a.on_status(&frames[0]).unwrap();
+        let challenge = b.on_alive_answer(&a.answer_alive(true)).unwrap().unwrap();
+        let reply = a.on_challenge(&challenge).unwrap();
+        let (ack, _) = b.on_reply(&reply).unwrap();
+        assert_eq!(a.on_ack(&ack).unwrap().name.as_str(), "b@127.0.0.1");
         let (mut a, _) = pair("c", "c");
         a.send_name();
         assert!(matches!(

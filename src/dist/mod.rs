@@ -9,6 +9,7 @@ pub mod codec;
 pub mod flags;
 pub mod handshake;
 pub mod name;
+pub mod setup;
 pub mod term;
 
 pub use name::{Cookie, NameKind, NodeName};
