@@ -5,11 +5,18 @@
 //! `flags`, `name`, `handshake`, `term` and `codec` are sans-IO; `setup` and `connection` own
 //! sockets; `node` owns the routing tables.
 
+pub mod builtin;
 pub mod codec;
+pub mod connection;
 pub mod flags;
 pub mod handshake;
 pub mod name;
+pub mod node;
 pub mod setup;
 pub mod term;
 
 pub use name::{Cookie, NameKind, NodeName};
+pub use node::{
+    parse_gen_call, CallError, ConnectError, Dest, From, Mailbox, Node, NodeConfig, NodeError,
+    NodeEvent, SendError,
+};

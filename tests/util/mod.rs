@@ -213,3 +213,28 @@ pub fn erl(name: &str, epmd_port: u16, eval: &str) -> Proc {
         .expect("start erl");
     Proc::new(child)
 }
+
+/// Waits, up to `limit`, for the first event on `rx` that `pick` maps to `Some`.
+pub async fn next_event<T: Clone, R>(
+    what: &str,
+    rx: &mut tokio::sync::broadcast::Receiver<T>,
+    limit: Duration,
+    mut pick: impl FnMut(T) -> Option<R>,
+) -> R {
+    let work = async {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    if let Some(r) = pick(ev) {
+                        return r;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("event stream ended while waiting for {what}: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
