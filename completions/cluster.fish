@@ -31,11 +31,50 @@ complete -c cluster -n "__fish_cluster_needs_command" -l roles -d 'Roles file [d
 complete -c cluster -n "__fish_cluster_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_needs_command" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_needs_command" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "start" -d 'Run a node in the foreground'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l name -d 'The node\'s name, name@host (a long name when host has dots or is an IP)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l role -d 'The node\'s role, as declared in the roles file (shown by `cluster names`)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l net-ticktime -d 'Seconds of silence before a peer is declared down [default: roles file, else 60]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l net-setuptime -d 'Seconds allowed for each handshake step' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l dist-port -d 'Distribution port or range, like inet_dist_listen_min/max [default: any free port]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l listen -d 'Address to listen on [default: the address of the name\'s host; never 0.0.0.0 unless asked]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l max-frame -d 'Largest frame accepted from a peer, in bytes' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l no-epmd-start -d 'Do not start a port mapper when none is running'
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l no-auto-connect -d 'Do not connect automatically on send (like dist_auto_connect never)'
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l hidden -d 'Run as a hidden node (not in other nodes\' nodes())'
+complete -c cluster -n "__fish_cluster_using_subcommand start" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand start" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand start" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -l timeout -d 'Seconds to wait for each node' -r
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -l json -d 'Print a JSON array instead of lines'
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l count -d 'Exit 0 after this many events (members listed at the start do not count)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l duration -d 'Exit 0 after this many seconds' -r
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l json -d 'One JSON object per line'
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l port -d 'Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l address -d 'Addresses to listen on, comma-separated; loopback is always added. [default: every IPv4 interface, as epmd]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l packet-timeout -d 'Seconds an unregistered connection may take to send its request' -r
@@ -77,8 +116,11 @@ complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "start" -d 'Run a node in the foreground'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

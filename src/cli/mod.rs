@@ -7,9 +7,13 @@
 
 mod completions;
 mod epmd;
+mod monitor;
 mod names;
 mod output;
+mod ping;
 mod roles;
+mod session;
+mod start;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +60,12 @@ pub struct GlobalOpts {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node in the foreground.
+    Start(start::StartArgs),
+    /// Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong.
+    Ping(ping::PingArgs),
+    /// Follow a node's nodeup/nodedown events.
+    Monitor(monitor::MonitorArgs),
     /// Run the port mapper (an EPMD-compatible daemon), or query/stop one.
     Epmd(epmd::EpmdArgs),
     /// List the nodes registered with a host's port mapper.
@@ -69,7 +79,7 @@ enum Command {
 impl Command {
     /// Long-running commands log at info by default; one-shot tools stay quiet.
     fn is_daemon(&self) -> bool {
-        matches!(self, Command::Epmd(args) if args.is_daemon())
+        matches!(self, Command::Start(_)) || matches!(self, Command::Epmd(args) if args.is_daemon())
     }
 }
 
@@ -85,6 +95,9 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Start(args) => start::run(&cli.global, args),
+        Command::Ping(args) => ping::run(&cli.global, args),
+        Command::Monitor(args) => monitor::run(&cli.global, args),
         Command::Epmd(args) => epmd::run(&cli.global, args),
         Command::Names(args) => names::run(&cli.global, args),
         Command::Roles(args) => roles::run(&cli.global, args),

@@ -16,6 +16,8 @@ use super::term::{self, TermError};
 pub const DEFAULT_MAX_FRAME: usize = 128 << 20;
 /// The pass-through marker that starts every data frame we accept.
 const PASS_THROUGH: u8 = 112;
+/// MONITOR_P_EXIT with the reason carried as the payload term.
+const PAYLOAD_MONITOR_P_EXIT: i32 = 28;
 
 /// Errors on a connected channel.
 #[derive(Debug, Error)]
@@ -163,7 +165,8 @@ pub enum Control {
         /// The monitor reference.
         reference: Reference,
     },
-    /// `{21, FromProc, ToPid, Ref, Reason}`.
+    /// `{21, FromProc, ToPid, Ref, Reason}`, or `{28, FromProc, ToPid, Ref}` with the reason as
+    /// payload (PAYLOAD_MONITOR_P_EXIT, which OTP sends to peers that advertise EXIT_PAYLOAD).
     MonitorExit {
         /// The process that went away.
         from: ProcRef,
@@ -306,6 +309,16 @@ impl Control {
                     reason: els[4].clone(),
                 }
             }
+            PAYLOAD_MONITOR_P_EXIT => {
+                arity(4)?;
+                Control::MonitorExit {
+                    from: ProcRef::from_term(&els[1])?,
+                    to: pid_at(2)?,
+                    reference: ref_at(3)?,
+                    // Filled in from the payload by `decode_data`.
+                    reason: Term::from(eetf::List::nil()),
+                }
+            }
             33 => {
                 arity(3)?;
                 Control::AliasSend {
@@ -326,8 +339,22 @@ pub fn decode_data(frame: &[u8]) -> Result<(Control, Option<Term>), CodecError> 
         return Err(CodecError::NotPassThrough(kind));
     }
     let (ctl_term, used) = term::decode(rest)?;
-    let control = Control::from_term(&ctl_term)?;
+    let mut control = Control::from_term(&ctl_term)?;
     let rest = &rest[used..];
+    let reason_in_payload = term::as_tuple(&ctl_term)
+        .and_then(|t| t.first())
+        .and_then(term::as_int)
+        == Some(PAYLOAD_MONITOR_P_EXIT);
+    if reason_in_payload {
+        let (reason, used) = term::decode(rest)?;
+        if used != rest.len() {
+            return Err(CodecError::Trailing(rest.len() - used));
+        }
+        if let Control::MonitorExit { reason: slot, .. } = &mut control {
+            *slot = reason;
+        }
+        return Ok((control, None));
+    }
     if matches!(control, Control::Other { .. }) {
         return Ok((control, None));
     }
@@ -502,6 +529,36 @@ mod tests {
             decode_data(&out[4..]),
             Err(CodecError::Trailing(1))
         ));
+    }
+
+    #[test]
+    fn payload_monitor_exit_carries_the_reason_as_payload() {
+        // {28, FromProc, ToPid, Ref} + Reason, as OTP 25 sends when EXIT_PAYLOAD is agreed.
+        let mut v = vec![112];
+        term::encode(
+            &term::tuple(vec![
+                term::int(28),
+                term::atom("cluster_events"),
+                term::pid(&p(1)),
+                term::reference(&r()),
+            ]),
+            &mut v,
+        );
+        term::encode(&term::atom("noproc"), &mut v);
+        assert_eq!(
+            decode_data(&v).unwrap(),
+            (
+                Control::MonitorExit {
+                    from: ProcRef::Name("cluster_events".into()),
+                    to: p(1),
+                    reference: r(),
+                    reason: term::atom("noproc"),
+                },
+                None
+            )
+        );
+        v.truncate(v.len() - 3);
+        assert!(decode_data(&v).is_err());
     }
 
     #[test]

@@ -644,7 +644,9 @@ impl Node {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout),
         };
-        if remote && !matches!(result, Err(CallError::NoProc | CallError::NodeDown)) {
+        // Only a monitor that reached the peer needs removing; re-dialling a node we could not
+        // reach just to demonitor would repeat the failed connection attempt.
+        if remote && matches!(result, Ok(_) | Err(CallError::Timeout | CallError::Exit(_))) {
             let ctl = Control::Demonitor {
                 from: me.pid.clone(),
                 to: target,
@@ -653,6 +655,37 @@ impl Node {
             let _ = self.send_control(&target_node, &ctl, None).await;
         }
         result
+    }
+
+    /// Monitors `target` on behalf of `watcher`: when it exits (or does not exist) the watcher
+    /// receives `{'DOWN', Ref, process, Target, Reason}`. Local targets are only checked for
+    /// existence (a missing one gives `noproc` at once).
+    pub async fn monitor(&self, watcher: &Mailbox, target: &Dest) -> Result<Reference, SendError> {
+        let reference = self.make_ref();
+        let (node, proc_ref) = match target {
+            Dest::Pid(p) => (peer_of(p)?, ProcRef::Pid(p.clone())),
+            Dest::Name { name, node } => (node.clone(), ProcRef::Name(name.clone())),
+        };
+        if &node == self.name() {
+            if !self.inner.local_exists(&proc_ref) {
+                let down = tuple(vec![
+                    atom("DOWN"),
+                    term::reference(&reference),
+                    atom("process"),
+                    atom("noproc"),
+                    atom("noproc"),
+                ]);
+                self.inner.deliver_pid(&watcher.pid, down).await;
+            }
+            return Ok(reference);
+        }
+        let ctl = Control::Monitor {
+            from: watcher.pid.clone(),
+            to: proc_ref,
+            reference: reference.clone(),
+        };
+        self.send_control(&node, &ctl, None).await?;
+        Ok(reference)
     }
 
     /// Connects to `peer` unless already connected.

@@ -96,6 +96,20 @@ pub fn cluster_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cluster"))
 }
 
+/// Starts `cluster` with `args` in the background, stdout and stderr piped.
+pub fn cluster_spawn(args: &[&str]) -> Proc {
+    let child = Command::new(cluster_bin())
+        .args(args)
+        .env_remove("CLUSTER_ROLES")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cluster");
+    Proc::new(child)
+}
+
 /// Runs `cluster` with `args` to completion.
 pub fn cluster(args: &[&str]) -> Output {
     Command::new(cluster_bin())
@@ -147,6 +161,35 @@ impl Proc {
         }
     }
 
+    /// Takes the piped stdout as a line reader (for waiting on a line under a deadline).
+    pub fn stdout_lines(&mut self) -> tokio::sync::mpsc::Receiver<String> {
+        let out = self
+            .0
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout piped");
+        lines_of(out)
+    }
+
+    /// Takes the piped stderr as a line reader.
+    pub fn stderr_lines(&mut self) -> tokio::sync::mpsc::Receiver<String> {
+        let err = self
+            .0
+            .as_mut()
+            .and_then(|c| c.stderr.take())
+            .expect("stderr piped");
+        lines_of(err)
+    }
+
+    /// Sends a signal to the process by pid.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} {}", self.pid());
+    }
+
     /// Waits (on a blocking thread) for the process to exit by itself, up to `limit`, and
     /// returns its output; kills it and fails the test if it does not.
     pub async fn wait_output(mut self, limit: Duration) -> Output {
@@ -193,18 +236,24 @@ pub fn have_erlang(test: &str) -> bool {
 /// Starts `erl -name NAME` against the port mapper on `epmd_port`, evaluating `eval`.
 /// `-start_epmd false` keeps erl from spawning a real epmd of its own behind the test's back.
 pub fn erl(name: &str, epmd_port: u16, eval: &str) -> Proc {
+    erl_with(name, epmd_port, "interop", &[], eval)
+}
+
+/// Like [`erl`], with a cookie and extra `erl` arguments.
+pub fn erl_with(name: &str, epmd_port: u16, cookie: &str, extra: &[&str], eval: &str) -> Proc {
     let child = Command::new("erl")
         .args([
             "-noshell",
             "-name",
             name,
             "-setcookie",
-            "interop",
+            cookie,
             "-start_epmd",
             "false",
-            "-eval",
-            eval,
         ])
+        .args(extra)
+        .args(["-eval", eval])
+        .current_dir(std::env::temp_dir())
         .env("ERL_EPMD_PORT", epmd_port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -237,4 +286,44 @@ pub async fn next_event<T: Clone, R>(
     tokio::time::timeout(limit, work)
         .await
         .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+fn lines_of(r: impl std::io::Read + Send + 'static) -> tokio::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits, up to `limit`, for a line containing `needle`; returns it. Lines before it are
+/// returned too (for diagnostics) in the panic message when it never comes.
+pub async fn wait_line(
+    rx: &mut tokio::sync::mpsc::Receiver<String>,
+    needle: &str,
+    limit: Duration,
+) -> String {
+    let mut seen = Vec::new();
+    let work = async {
+        while let Some(line) = rx.recv().await {
+            if line.contains(needle) {
+                return Some(line);
+            }
+            seen.push(line);
+        }
+        None
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(Some(line)) => line,
+        _ => panic!(
+            "no line containing {needle:?} within {limit:?}; saw:\n{}",
+            seen.join("\n")
+        ),
+    }
 }

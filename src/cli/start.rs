@@ -1,0 +1,157 @@
+//! `cluster start`: runs a node in the foreground until SIGINT or SIGTERM, then shuts it down
+//! gracefully (peers see nodedown, the port-mapper registration is closed).
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::GlobalOpts;
+use crate::config;
+use crate::dist::codec::DEFAULT_MAX_FRAME;
+use crate::dist::setup::DEFAULT_SETUP_TIME;
+use crate::dist::{Node, NodeConfig, NodeName};
+
+/// Arguments of `cluster start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The node's name, name@host (a long name when host has dots or is an IP).
+    #[arg(long, value_name = "NAME@HOST")]
+    name: NodeName,
+    /// The node's role, as declared in the roles file (shown by `cluster names`).
+    #[arg(long, value_name = "ROLE")]
+    role: Option<String>,
+    /// Seconds of silence before a peer is declared down [default: roles file, else 60].
+    #[arg(long, value_name = "SECS")]
+    net_ticktime: Option<u64>,
+    /// Seconds allowed for each handshake step.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SETUP_TIME.as_secs())]
+    net_setuptime: u64,
+    /// Distribution port or range, like inet_dist_listen_min/max [default: any free port].
+    #[arg(long, value_name = "MIN[-MAX]", value_parser = parse_port_range)]
+    dist_port: Option<(u16, u16)>,
+    /// Address to listen on [default: the address of the name's host; never 0.0.0.0 unless asked].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<IpAddr>,
+    /// Do not start a port mapper when none is running.
+    #[arg(long)]
+    no_epmd_start: bool,
+    /// Largest frame accepted from a peer, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    max_frame: usize,
+    /// Do not connect automatically on send (like dist_auto_connect never).
+    #[arg(long)]
+    no_auto_connect: bool,
+    /// Run as a hidden node (not in other nodes' nodes()).
+    #[arg(long)]
+    hidden: bool,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let parse = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("{p:?} is not a port number"))
+    };
+    let (min, max) = match s.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => {
+            let p = parse(s)?;
+            (p, p)
+        }
+    };
+    if min > max {
+        return Err(format!("range {min}-{max} is empty"));
+    }
+    Ok((min, max))
+}
+
+pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
+    let roles = config::load_roles(global.roles.as_deref());
+    if let Some(role) = &args.role {
+        let roles = roles
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("--role needs the roles file to check the role against")?;
+        if roles.role(role).is_none() {
+            bail!(
+                "unknown role {role:?}; {} declares: {}",
+                roles.path.display(),
+                roles.role_names().join(", ")
+            );
+        }
+    }
+    let ticktime = args
+        .net_ticktime
+        .or_else(|| roles.as_ref().ok().map(|r| r.cluster.net_ticktime))
+        .unwrap_or(60);
+    if ticktime == 0 || args.net_setuptime == 0 {
+        bail!("--net-ticktime and --net-setuptime must be at least 1 second");
+    }
+    let cookie = super::session::cookie(global)?;
+    let mut cfg = NodeConfig::new(args.name.clone(), cookie);
+    cfg.visible = !args.hidden;
+    cfg.role = args.role.clone();
+    cfg.epmd_port = global.epmd_port;
+    cfg.listen_addr = args.listen;
+    cfg.port_range = args.dist_port.unwrap_or((0, 0));
+    cfg.ticktime = Duration::from_secs(ticktime);
+    cfg.setup_time = Duration::from_secs(args.net_setuptime);
+    cfg.max_frame = args.max_frame;
+    cfg.auto_connect = !args.no_auto_connect;
+    if !args.no_epmd_start {
+        cfg.epmd_starter = Some(Arc::new(start_epmd_daemon));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let node = Node::start(cfg)
+            .await
+            .with_context(|| format!("cannot start node {}", args.name))?;
+        println!(
+            "cluster: node {} up on port {} (creation {})",
+            node.name(),
+            node.listen_port(),
+            node.creation()
+        );
+        super::epmd::wait_for_signal().await;
+        tracing::info!("shutting down");
+        node.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Starts `cluster epmd --daemon --port P` (this same executable) and waits for it.
+fn start_epmd_daemon(port: u16) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let status = std::process::Command::new(exe)
+        .args(["epmd", "--daemon", "--port", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "`cluster epmd --daemon` exited with {status}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_port_range;
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("9100"), Ok((9100, 9100)));
+        assert_eq!(parse_port_range("9100-9105"), Ok((9100, 9105)));
+        assert!(parse_port_range("9105-9100").is_err());
+        assert!(parse_port_range("x").is_err());
+        assert!(parse_port_range("1-70000").is_err());
+    }
+}
