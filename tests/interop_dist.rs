@@ -242,7 +242,7 @@ async fn erl_sees_nodedown_when_a_rust_node_is_killed() {
     }
     let epmd = Daemon::start().await;
     let port = epmd.port.to_string();
-    let mut rust = cluster_spawn(&[
+    let rust = cluster_spawn(&[
         "start",
         "--name",
         "rs_d@127.0.0.1",
