@@ -193,3 +193,47 @@ async fn oversized_frame_closes_only_that_connection() {
     assert!(reason.contains("exceeds the maximum"), "{reason}");
     assert_eq!(small.nodes(), vec![other.name().clone()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_registers_again_when_the_port_mapper_restarts() {
+    let epmd = Daemon::start().await;
+    let port = epmd.port;
+    let n = node("phoenix@127.0.0.1", &epmd, "c").await;
+    let client = cluster::epmd::EpmdClient::new("127.0.0.1", port);
+    assert!(client.port_please("phoenix").await.unwrap().is_some());
+    epmd.stop().await;
+    let _again = Daemon::start_on(port).await;
+    let entry = util::wait_for("phoenix to register again", DEADLINE, || async {
+        client.port_please("phoenix").await.ok().flatten()
+    })
+    .await;
+    assert_eq!(entry.port, n.listen_port());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_connect_can_be_switched_off() {
+    let epmd = Daemon::start().await;
+    let mut cfg = NodeConfig::new(NodeName::parse("shy@127.0.0.1").unwrap(), Cookie::new("c"));
+    cfg.epmd_port = epmd.port;
+    cfg.auto_connect = false;
+    let shy = Node::start(cfg).await.unwrap();
+    let other = node("other@127.0.0.1", &epmd, "c").await;
+    let err = shy
+        .send(&Dest::name("net_kernel", other.name()), atom("x"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("auto-connect is off"), "{err}");
+    shy.connect(other.name()).await.unwrap();
+    shy.send(&Dest::name("net_kernel", other.name()), atom("x"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_and_short_names_do_not_mix() {
+    let epmd = Daemon::start().await;
+    let a = node("long@127.0.0.1", &epmd, "c").await;
+    let short = NodeName::parse("short@localhost").unwrap();
+    let err = a.connect(&short).await.unwrap_err();
+    assert!(err.to_string().contains("long-name node"), "{err}");
+}

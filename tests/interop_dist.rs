@@ -395,3 +395,39 @@ async fn cluster_monitor_falls_back_to_rex_on_plain_erlang() {
     assert_eq!(v["node"], "erl_h@127.0.0.1");
     assert!(monitor.wait_output(DEADLINE).await.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_a_node_down_gracefully() {
+    if !have_erlang("sigterm_shuts_a_node_down_gracefully") {
+        return;
+    }
+    let epmd = Daemon::start().await;
+    let port = epmd.port.to_string();
+    let rust = cluster_spawn(&[
+        "start",
+        "--name",
+        "rs_t@127.0.0.1",
+        "--cookie",
+        "interop",
+        "--epmd-port",
+        &port,
+        "--no-epmd-start",
+    ]);
+    wait_registered(epmd.port, "rs_t").await;
+    let script = "
+        net_kernel:monitor_nodes(true, [nodedown_reason]),
+        pong = net_adm:ping('rs_t@127.0.0.1'),
+        io:format(\"connected~n\"),
+        receive {nodedown, N, Info} -> io:format(\"nodedown ~p ~p~n\", [N, Info])
+        after 20000 -> io:format(\"no nodedown~n\") end,
+        halt().";
+    let mut watcher = erl("erl_t@127.0.0.1", epmd.port, script);
+    let mut lines = watcher.stdout_lines();
+    wait_line(&mut lines, "connected", DEADLINE).await;
+    rust.signal("TERM");
+    let line = wait_line(&mut lines, "nodedown", DEADLINE).await;
+    assert!(line.contains("'rs_t@127.0.0.1'"), "{line}");
+    let out = rust.wait_output(DEADLINE).await;
+    assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
+    assert!(!registered(epmd.port, "rs_t").await);
+}

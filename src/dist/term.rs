@@ -133,7 +133,11 @@ impl<'a> Cursor<'a> {
                 let bits = self.u8()?;
                 // ETF allows 1..=8 bits in the last byte (0 only for an empty binary); eetf
                 // shifts by `8 - bits` and panics on anything else.
-                let valid = if n == 0 { bits == 0 } else { (1..=8).contains(&bits) };
+                let valid = if n == 0 {
+                    bits == 0
+                } else {
+                    (1..=8).contains(&bits)
+                };
                 if !valid {
                     return Err(TermError::BadTag { tag, at });
                 }
@@ -422,7 +426,10 @@ mod tests {
         assert_eq!(check(&[130, 106]), Err(TermError::BadVersion(130)));
         // Found by the dist_frame fuzz target: a bit binary with 0 tail bits panicked eetf.
         let zero_bits = [0x83, 0x4d, 0, 0, 0, 1, 0, 0];
-        assert!(matches!(check(&zero_bits), Err(TermError::BadTag { tag: 77, .. })));
+        assert!(matches!(
+            check(&zero_bits),
+            Err(TermError::BadTag { tag: 77, .. })
+        ));
         assert!(decode(&zero_bits).is_err());
         assert!(check(&[0x83, 0x4d, 0, 0, 0, 1, 9, 0]).is_err());
         assert!(decode(&[0x83, 0x4d, 0, 0, 0, 1, 3, 0xff]).is_ok());

@@ -25,9 +25,22 @@ impl Daemon {
         Daemon::start_with(ServerConfig::default()).await
     }
 
+    /// Starts a port mapper on a given loopback port (to restart one in place).
+    pub async fn start_on(port: u16) -> Daemon {
+        Daemon::spawn(ServerConfig {
+            port,
+            ..ServerConfig::default()
+        })
+        .await
+    }
+
     /// Starts a port mapper on a fresh loopback port with the given settings.
     pub async fn start_with(mut config: ServerConfig) -> Daemon {
         config.port = 0;
+        Daemon::spawn(config).await
+    }
+
+    async fn spawn(mut config: ServerConfig) -> Daemon {
         if config.addresses.is_empty() {
             config.addresses = vec!["127.0.0.1".parse().unwrap()];
         }
