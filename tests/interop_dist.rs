@@ -235,38 +235,60 @@ async fn cluster_ping_against_erl_and_rust_nodes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn erl_sees_nodedown_when_a_rust_node_is_killed() {
-    if !have_erlang("erl_sees_nodedown_when_a_rust_node_is_killed") {
-        return;
-    }
-    let epmd = Daemon::start().await;
+/// Starts `cluster start --name NAME@127.0.0.1` and an erl node that connects to it and waits
+/// for its nodedown; sends `signal` to the Rust node and returns erl's nodedown line and the
+/// Rust process.
+async fn erl_sees_nodedown_after(signal: &str, name: &str, epmd: &Daemon) -> (String, util::Proc) {
     let port = epmd.port.to_string();
+    let node = format!("{name}@127.0.0.1");
     let rust = cluster_spawn(&[
         "start",
         "--name",
-        "rs_d@127.0.0.1",
+        &node,
         "--cookie",
         "interop",
         "--epmd-port",
         &port,
         "--no-epmd-start",
     ]);
-    wait_registered(epmd.port, "rs_d").await;
-    let script = "
-        net_kernel:monitor_nodes(true, [nodedown_reason]),
-        pong = net_adm:ping('rs_d@127.0.0.1'),
+    wait_registered(epmd.port, name).await;
+    let script = format!(
+        "net_kernel:monitor_nodes(true, [nodedown_reason]),
+        pong = net_adm:ping('{node}'),
         io:format(\"connected~n\"),
-        receive {nodedown, N, Info} -> io:format(\"nodedown ~p ~p~n\", [N, Info])
+        receive {{nodedown, N, Info}} -> io:format(\"nodedown ~p ~p~n\", [N, Info])
         after 20000 -> io:format(\"no nodedown~n\") end,
-        halt().";
-    let mut watcher = erl("erl_d@127.0.0.1", epmd.port, script);
+        halt()."
+    );
+    let mut watcher = erl(&format!("watch_{name}@127.0.0.1"), epmd.port, &script);
     let mut lines = watcher.stdout_lines();
     wait_line(&mut lines, "connected", DEADLINE).await;
-    rust.signal("KILL");
+    rust.signal(signal);
     let line = wait_line(&mut lines, "nodedown", DEADLINE).await;
-    assert!(line.contains("'rs_d@127.0.0.1'"), "{line}");
+    assert!(line.contains(&format!("'{node}'")), "{line}");
+    (line, rust)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erl_sees_nodedown_when_a_rust_node_is_killed() {
+    if !have_erlang("erl_sees_nodedown_when_a_rust_node_is_killed") {
+        return;
+    }
+    let epmd = Daemon::start().await;
+    let (line, _rust) = erl_sees_nodedown_after("KILL", "rs_d", &epmd).await;
     assert!(line.contains("connection_closed"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_a_node_down_gracefully() {
+    if !have_erlang("sigterm_shuts_a_node_down_gracefully") {
+        return;
+    }
+    let epmd = Daemon::start().await;
+    let (_line, rust) = erl_sees_nodedown_after("TERM", "rs_t", &epmd).await;
+    let out = rust.wait_output(DEADLINE).await;
+    assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
+    assert!(!registered(epmd.port, "rs_t").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,40 +416,4 @@ async fn cluster_monitor_falls_back_to_rex_on_plain_erlang() {
     assert_eq!(v["event"], "nodeup");
     assert_eq!(v["node"], "erl_h@127.0.0.1");
     assert!(monitor.wait_output(DEADLINE).await.status.success());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_shuts_a_node_down_gracefully() {
-    if !have_erlang("sigterm_shuts_a_node_down_gracefully") {
-        return;
-    }
-    let epmd = Daemon::start().await;
-    let port = epmd.port.to_string();
-    let rust = cluster_spawn(&[
-        "start",
-        "--name",
-        "rs_t@127.0.0.1",
-        "--cookie",
-        "interop",
-        "--epmd-port",
-        &port,
-        "--no-epmd-start",
-    ]);
-    wait_registered(epmd.port, "rs_t").await;
-    let script = "
-        net_kernel:monitor_nodes(true, [nodedown_reason]),
-        pong = net_adm:ping('rs_t@127.0.0.1'),
-        io:format(\"connected~n\"),
-        receive {nodedown, N, Info} -> io:format(\"nodedown ~p ~p~n\", [N, Info])
-        after 20000 -> io:format(\"no nodedown~n\") end,
-        halt().";
-    let mut watcher = erl("erl_t@127.0.0.1", epmd.port, script);
-    let mut lines = watcher.stdout_lines();
-    wait_line(&mut lines, "connected", DEADLINE).await;
-    rust.signal("TERM");
-    let line = wait_line(&mut lines, "nodedown", DEADLINE).await;
-    assert!(line.contains("'rs_t@127.0.0.1'"), "{line}");
-    let out = rust.wait_output(DEADLINE).await;
-    assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
-    assert!(!registered(epmd.port, "rs_t").await);
 }

@@ -140,6 +140,12 @@ fn frame(build: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
     b.to_vec()
 }
 
+/// Appends `Nlen u16 · Name`, the tail of both send_name and challenge.
+fn put_name(b: &mut BytesMut, name: &NodeName) {
+    b.put_u16(name.as_str().len() as u16);
+    b.put_slice(name.as_str().as_bytes());
+}
+
 fn check_flags(peer_flags: u64) -> Result<(), HandshakeError> {
     if peer_flags & flags::HANDSHAKE_23 == 0 {
         return Err(HandshakeError::PeerTooOld);
@@ -283,8 +289,7 @@ impl Acceptor {
             b.put_u64(self.local.flags);
             b.put_u32(self.challenge);
             b.put_u32(self.local.creation);
-            b.put_u16(self.local.name.as_str().len() as u16);
-            b.put_slice(self.local.name.as_str().as_bytes());
+            put_name(b, &self.local.name);
         })
     }
 
@@ -369,8 +374,7 @@ impl Initiator {
             b.put_u8(b'N');
             b.put_u64(self.local.flags);
             b.put_u32(self.local.creation);
-            b.put_u16(self.local.name.as_str().len() as u16);
-            b.put_slice(self.local.name.as_str().as_bytes());
+            put_name(b, &self.local.name);
         })
     }
 

@@ -151,11 +151,8 @@ impl<'a> Cursor<'a> {
                 let n = self.u32()? as usize;
                 self.take(1 + n).map(|_| 0)?
             }
-            101 => {
-                self.atom()?;
-                self.take(5).map(|_| 0)?
-            }
-            102 => {
+            // REFERENCE_EXT and PORT_EXT: node atom, u32 id, u8 creation.
+            101 | 102 => {
                 self.atom()?;
                 self.take(5).map(|_| 0)?
             }
