@@ -8,7 +8,9 @@
 //! `DESIGN.md` (in the project's shared folder) describes the architecture and the wire facts
 //! that the protocol code follows.
 
+pub mod beacon;
 pub mod cli;
 pub mod config;
 pub mod dist;
 pub mod epmd;
+pub mod roles;

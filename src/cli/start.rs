@@ -14,6 +14,48 @@ use crate::config;
 use crate::dist::codec::DEFAULT_MAX_FRAME;
 use crate::dist::setup::DEFAULT_SETUP_TIME;
 use crate::dist::{Node, NodeConfig, NodeName};
+use crate::roles;
+
+/// Shows the role's start-up: a spinner on a terminal until the requirements are met, then
+/// one line per change; without a terminal, one line per change throughout (which `cluster up`
+/// reads).
+async fn show_progress(name: String, mut phase: tokio::sync::watch::Receiver<roles::Phase>) {
+    use std::io::IsTerminal;
+    let mut spinner = std::io::stdout().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    loop {
+        let now = phase.borrow_and_update().clone();
+        match spinner.take() {
+            Some(bar) if matches!(now, roles::Phase::Ready(_)) => {
+                bar.finish_with_message(format!("{name}: {now}"));
+            }
+            Some(bar) => {
+                bar.set_message(format!("{name}: {now}"));
+                spinner = Some(bar);
+            }
+            None => println!("cluster: {name} {}", phase_word(&now)),
+        }
+        if phase.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A stable one-word-first form of a phase for line-oriented readers.
+fn phase_word(p: &roles::Phase) -> String {
+    match p {
+        roles::Phase::Connecting => "connecting".into(),
+        roles::Phase::Registered => "registered".into(),
+        roles::Phase::Waiting(m) => format!("waiting {}", m.join(",")),
+        roles::Phase::Ready(p) => {
+            let nodes: Vec<&str> = p.iter().map(|p| p.node.as_str()).collect();
+            format!("ready {}", nodes.join(","))
+        }
+    }
+}
 
 /// Arguments of `cluster start`.
 #[derive(Debug, Args)]
@@ -48,6 +90,9 @@ pub struct StartArgs {
     /// Run as a hidden node (not in other nodes' nodes()).
     #[arg(long)]
     hidden: bool,
+    /// The beacon to register with [default: the roles file's beacon].
+    #[arg(long, env = "CLUSTER_BEACON", value_name = "NODE")]
+    beacon: Option<NodeName>,
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -71,19 +116,27 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
 
 pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
     let roles = config::load_roles(global.roles.as_deref());
-    if let Some(role) = &args.role {
-        let roles = roles
-            .as_ref()
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("--role needs the roles file to check the role against")?;
-        if roles.role(role).is_none() {
-            bail!(
-                "unknown role {role:?}; {} declares: {}",
-                roles.path.display(),
-                roles.role_names().join(", ")
-            );
+    let role = match &args.role {
+        None => None,
+        Some(name) => {
+            let file = roles
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("--role needs the roles file to check the role against")?;
+            let Some(role) = file.role(name) else {
+                bail!(
+                    "unknown role {name:?}; {} declares: {}",
+                    file.path.display(),
+                    file.role_names().join(", ")
+                );
+            };
+            let beacon = match &args.beacon {
+                Some(b) => b.clone(),
+                None => NodeName::parse(&file.cluster.beacon)?,
+            };
+            Some((role.clone(), file.cluster.mesh, beacon))
         }
-    }
+    };
     let ticktime = args
         .net_ticktime
         .or_else(|| roles.as_ref().ok().map(|r| r.cluster.net_ticktime))
@@ -118,6 +171,20 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
             node.listen_port(),
             node.creation()
         );
+        match role {
+            Some((role, _, _)) if role.name == "beacon" => {
+                if !crate::beacon::server::start(&node) {
+                    bail!("the beacon's names are already registered on this node");
+                }
+                println!("cluster: {} beacon ready", node.name());
+            }
+            Some((role, mesh, beacon)) => {
+                let (phase_tx, phase_rx) = tokio::sync::watch::channel(roles::Phase::Connecting);
+                tokio::spawn(roles::run(node.clone(), role, mesh, beacon, phase_tx));
+                tokio::spawn(show_progress(node.name().to_string(), phase_rx));
+            }
+            None => {}
+        }
         super::epmd::wait_for_signal().await;
         tracing::info!("shutting down");
         node.shutdown().await;

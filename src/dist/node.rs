@@ -310,7 +310,7 @@ pub fn parse_gen_call(msg: &Term) -> Option<(From, &Term)> {
 
 struct Process {
     tx: mpsc::Sender<Term>,
-    name: Option<String>,
+    names: Vec<String>,
     /// Remote processes monitoring this one: (their node, their pid, target as they named it,
     /// reference).
     monitored_by: Vec<(NodeName, Pid, ProcRef, Reference)>,
@@ -488,6 +488,22 @@ impl Node {
             pid,
             rx,
         })
+    }
+
+    /// Registers one more name for an existing process (the beacon answers to two names);
+    /// `false` if the name is taken.
+    pub fn register_alias(&self, mailbox: &Mailbox, name: &str) -> bool {
+        let mut names = lock(&self.inner.names);
+        if names.contains_key(name) {
+            return false;
+        }
+        let mut procs = lock(&self.inner.procs);
+        let Some(process) = procs.get_mut(&mailbox.id) else {
+            return false;
+        };
+        process.names.push(name.to_owned());
+        names.insert(name.to_owned(), mailbox.id);
+        true
     }
 
     /// Whether `name` is registered here.
@@ -924,7 +940,7 @@ impl Inner {
             id,
             Process {
                 tx,
-                name: name.map(str::to_owned),
+                names: name.map(str::to_owned).into_iter().collect(),
                 monitored_by: Vec::new(),
             },
         );
@@ -935,9 +951,11 @@ impl Inner {
         let Some(process) = lock(&self.procs).remove(&id) else {
             return;
         };
-        if let Some(name) = &process.name {
-            lock(&self.names).remove(name);
+        let mut names = lock(&self.names);
+        for name in &process.names {
+            names.remove(name);
         }
+        drop(names);
         for (node, watcher, target, reference) in process.monitored_by {
             let conn = match lock(&self.conns).get(&node) {
                 Some(Slot::Up(h)) => h.clone(),
