@@ -34,11 +34,17 @@ _cluster() {
             cluster,ping)
                 cmd="cluster__subcmd__ping"
                 ;;
+            cluster,requirements)
+                cmd="cluster__subcmd__requirements"
+                ;;
             cluster,roles)
                 cmd="cluster__subcmd__roles"
                 ;;
             cluster,start)
                 cmd="cluster__subcmd__start"
+                ;;
+            cluster,up)
+                cmd="cluster__subcmd__up"
                 ;;
             cluster__subcmd__help,completions)
                 cmd="cluster__subcmd__help__subcmd__completions"
@@ -58,11 +64,17 @@ _cluster() {
             cluster__subcmd__help,ping)
                 cmd="cluster__subcmd__help__subcmd__ping"
                 ;;
+            cluster__subcmd__help,requirements)
+                cmd="cluster__subcmd__help__subcmd__requirements"
+                ;;
             cluster__subcmd__help,roles)
                 cmd="cluster__subcmd__help__subcmd__roles"
                 ;;
             cluster__subcmd__help,start)
                 cmd="cluster__subcmd__help__subcmd__start"
+                ;;
+            cluster__subcmd__help,up)
+                cmd="cluster__subcmd__help__subcmd__up"
                 ;;
             *)
                 ;;
@@ -71,7 +83,7 @@ _cluster() {
 
     case "${cmd}" in
         cluster)
-            opts="-v -h -V --epmd-port --cookie --cookie-file --roles --verbose --help --version start ping monitor epmd names roles completions help"
+            opts="-v -h -V --epmd-port --cookie --cookie-file --roles --verbose --help --version start ping monitor requirements up epmd names roles completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,7 +193,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__help)
-            opts="start ping monitor epmd names roles completions help"
+            opts="start ping monitor requirements up epmd names roles completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +290,20 @@ _cluster() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cluster__subcmd__help__subcmd__requirements)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cluster__subcmd__help__subcmd__roles)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -293,6 +319,20 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cluster__subcmd__help__subcmd__up)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -345,7 +385,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__names)
-            opts="-v -h -V --host --json --timeout --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --host --json --timeout --beacon --cluster --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +396,10 @@ _cluster() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --beacon)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -416,6 +460,44 @@ _cluster() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cluster__subcmd__requirements)
+            opts="-v -h -V --beacon --wait --json --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --beacon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --epmd-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roles)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cluster__subcmd__roles)
             opts="-v -h -V --json --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -447,7 +529,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__start)
-            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-frame --no-auto-connect --hidden --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-frame --no-auto-connect --hidden --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -478,6 +560,48 @@ _cluster() {
                     return 0
                     ;;
                 --max-frame)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --beacon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --epmd-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roles)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cluster__subcmd__up)
+            opts="-v -h -V --host --only --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --only)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

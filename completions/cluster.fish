@@ -34,6 +34,8 @@ complete -c cluster -n "__fish_cluster_needs_command" -s V -l version -d 'Print 
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "start" -d 'Run a node in the foreground'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles'
@@ -46,6 +48,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand start" -l net-setuptime 
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l dist-port -d 'Distribution port or range, like inet_dist_listen_min/max [default: any free port]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l listen -d 'Address to listen on [default: the address of the name\'s host; never 0.0.0.0 unless asked]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l max-frame -d 'Largest frame accepted from a peer, in bytes' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l beacon -d 'The beacon to register with [default: the roles file\'s beacon]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
@@ -75,6 +78,25 @@ complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l json -d 'One
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l wait -d 'Wait up to this many seconds for every requirement to have an online provider' -r
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l json -d 'Print JSON instead of a table'
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l host -d 'Host part of every node name' -r
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l only -d 'Start only these roles (comma-separated)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand up" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand up" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand up" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l port -d 'Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l address -d 'Addresses to listen on, comma-separated; loopback is always added. [default: every IPv4 interface, as epmd]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l packet-timeout -d 'Seconds an unregistered connection may take to send its request' -r
@@ -93,11 +115,13 @@ complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s h -l help -d 'P
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l host -d 'Host whose port mapper to ask' -r
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l beacon -d 'Show the cluster-wide view from this beacon instead of one host\'s port mapper' -r
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l json -d 'Print a JSON array instead of a table'
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l cluster -d 'Like --beacon, with the beacon from CLUSTER_BEACON or the roles file'
 complete -c cluster -n "__fish_cluster_using_subcommand names" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand names" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand names" -s V -l version -d 'Print version'
@@ -116,11 +140,13 @@ complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "start" -d 'Run a node in the foreground'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "start" -d 'Run a node in the foreground'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -108,9 +108,20 @@ impl Beacon {
 
 async fn serve(mb: Mailbox, mut events: tokio::sync::broadcast::Receiver<NodeEvent>) {
     let node = mb.node().clone();
+    let mut state = BeaconState::new();
+    // The beacon lists itself, so the cluster-wide view shows every node, the beacon included.
+    state.register(
+        super::state::Registration {
+            node: node.name().to_string(),
+            module: "beacon".into(),
+            resource: "beacon".into(),
+            requirements: Vec::new(),
+        },
+        now_ms(),
+    );
     let mut beacon = Beacon {
         mb,
-        state: BeaconState::new(),
+        state,
         subscribers: Vec::new(),
     };
     info!(node = %node.name(), "beacon ready");

@@ -11,9 +11,11 @@ mod monitor;
 mod names;
 mod output;
 mod ping;
+mod requirements;
 mod roles;
 mod session;
 mod start;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,10 @@ enum Command {
     Ping(ping::PingArgs),
     /// Follow a node's nodeup/nodedown events.
     Monitor(monitor::MonitorArgs),
+    /// Ask the beacon which providers a node's requirements have; exits 0 when all are online.
+    Requirements(requirements::RequirementsArgs),
+    /// Start a local cluster (the beacon and one node per role) and follow it.
+    Up(up::UpArgs),
     /// Run the port mapper (an EPMD-compatible daemon), or query/stop one.
     Epmd(epmd::EpmdArgs),
     /// List the nodes registered with a host's port mapper.
@@ -98,6 +104,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start(args) => start::run(&cli.global, args),
         Command::Ping(args) => ping::run(&cli.global, args),
         Command::Monitor(args) => monitor::run(&cli.global, args),
+        Command::Requirements(args) => requirements::run(&cli.global, args),
+        Command::Up(args) => up::run(&cli.global, args),
         Command::Epmd(args) => epmd::run(&cli.global, args),
         Command::Names(args) => names::run(&cli.global, args),
         Command::Roles(args) => roles::run(&cli.global, args),

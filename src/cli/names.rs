@@ -12,6 +12,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{output, GlobalOpts};
+use crate::beacon::BeaconClient;
+use crate::dist::NodeName;
 use crate::epmd::{EpmdClient, NodeEntry, NodeType};
 
 /// At most this many PORT_PLEASE2 lookups at once, so a host with thousands of nodes does not
@@ -30,6 +32,12 @@ pub struct NamesArgs {
     /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     timeout: f64,
+    /// Show the cluster-wide view from this beacon instead of one host's port mapper.
+    #[arg(long, value_name = "NODE", conflicts_with = "host")]
+    beacon: Option<NodeName>,
+    /// Like --beacon, with the beacon from CLUSTER_BEACON or the roles file.
+    #[arg(long, conflicts_with_all = ["host", "beacon"])]
+    cluster: bool,
 }
 
 /// One row of the listing.
@@ -49,6 +57,15 @@ struct NameRow {
 pub fn run(global: &GlobalOpts, args: NamesArgs) -> anyhow::Result<ExitCode> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    if args.beacon.is_some() || args.cluster {
+        let env_beacon = std::env::var("CLUSTER_BEACON")
+            .ok()
+            .map(|b| NodeName::parse(&b))
+            .transpose()?;
+        let beacon =
+            super::requirements::resolve_beacon(global, args.beacon.clone().or(env_beacon))?;
+        return cluster_view(global, &beacon, args.json);
     }
     let client = EpmdClient::new(args.host.clone(), global.epmd_port)
         .with_timeout(Duration::from_secs_f64(args.timeout));
@@ -110,4 +127,42 @@ async fn list(client: EpmdClient) -> anyhow::Result<Vec<NameRow>> {
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
+}
+
+/// The cluster-wide view: every node the beacon knows, with role, status and requirements.
+fn cluster_view(global: &GlobalOpts, beacon: &NodeName, json: bool) -> anyhow::Result<ExitCode> {
+    let cookie = super::session::cookie(global)?;
+    let nodes = super::runtime()?.block_on(async {
+        let node = super::session::hidden_node(global, cookie, beacon).await?;
+        let result = BeaconClient::new(node.clone(), beacon.clone())
+            .nodes()
+            .await;
+        node.shutdown().await;
+        Ok::<_, anyhow::Error>(result?)
+    })?;
+    if json {
+        output::print_json(&nodes)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table(&["NODE", "ROLE", "STATUS", "REQUIREMENTS", "SINCE"]);
+    for n in &nodes {
+        let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(n.since_ms);
+        let status = match &n.reason {
+            Some(r) => format!("{} ({r})", n.status),
+            None => n.status.clone(),
+        };
+        table.add_row(vec![
+            n.node.clone(),
+            n.resource.clone(),
+            status,
+            if n.requirements.is_empty() {
+                "-".into()
+            } else {
+                n.requirements.join(", ")
+            },
+            humantime::format_rfc3339_seconds(since).to_string(),
+        ]);
+    }
+    output::print_table(&table)?;
+    Ok(ExitCode::SUCCESS)
 }

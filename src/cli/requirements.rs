@@ -1,0 +1,206 @@
+//! `cluster requirements NODE`: asks the beacon which providers NODE's requirements have.
+//! Prints REQUIREMENT | PROVIDER | STATUS (a requirement without any provider is listed too),
+//! exits 0 when every requirement has an online provider and 1 otherwise. `--wait` follows the
+//! beacon's pushes until that holds or the deadline passes.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+
+use super::{output, GlobalOpts};
+use crate::beacon::{BeaconClient, NodeInfo};
+use crate::config;
+use crate::dist::NodeName;
+
+/// Arguments of `cluster requirements`.
+#[derive(Debug, Args)]
+pub struct RequirementsArgs {
+    /// The node whose requirements to check.
+    #[arg(value_name = "NODE")]
+    node: NodeName,
+    /// The beacon [default: env CLUSTER_BEACON, then the roles file's beacon].
+    #[arg(long, env = "CLUSTER_BEACON", value_name = "NODE")]
+    beacon: Option<NodeName>,
+    /// Wait up to this many seconds for every requirement to have an online provider.
+    #[arg(long, value_name = "SECS")]
+    wait: Option<f64>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct Row {
+    requirement: String,
+    provider: Option<String>,
+    status: String,
+}
+
+/// The beacon from the flag, the environment, or the roles file.
+pub fn resolve_beacon(global: &GlobalOpts, flag: Option<NodeName>) -> anyhow::Result<NodeName> {
+    if let Some(b) = flag {
+        return Ok(b);
+    }
+    let roles = config::load_roles(global.roles.as_deref())
+        .context("no --beacon given and no roles file to find the beacon in")?;
+    Ok(NodeName::parse(&roles.cluster.beacon)?)
+}
+
+fn rows(node: &str, nodes: &[NodeInfo]) -> Option<Vec<Row>> {
+    let me = nodes.iter().find(|n| n.node == node)?;
+    let mut rows = Vec::new();
+    for req in &me.requirements {
+        let providers: Vec<&NodeInfo> = nodes.iter().filter(|n| &n.resource == req).collect();
+        if providers.is_empty() {
+            rows.push(Row {
+                requirement: req.clone(),
+                provider: None,
+                status: "missing".into(),
+            });
+        }
+        for p in providers {
+            rows.push(Row {
+                requirement: req.clone(),
+                provider: Some(p.node.clone()),
+                status: p.status.clone(),
+            });
+        }
+    }
+    Some(rows)
+}
+
+fn satisfied(node: &NodeInfo, rows: &[Row]) -> bool {
+    node.requirements.iter().all(|r| {
+        rows.iter()
+            .any(|row| &row.requirement == r && row.status == "online")
+    })
+}
+
+pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCode> {
+    let beacon = resolve_beacon(global, args.beacon.clone())?;
+    if let Some(w) = args.wait {
+        if !(w.is_finite() && w > 0.0) {
+            bail!("--wait must be a positive number of seconds");
+        }
+    }
+    let cookie = super::session::cookie(global)?;
+    let target = args.node.to_string();
+    super::runtime()?.block_on(async {
+        let node = super::session::hidden_node(global, cookie, &beacon).await?;
+        let client = BeaconClient::new(node.clone(), beacon.clone());
+        let mut inbox = node.spawn_mailbox();
+        let deadline = args
+            .wait
+            .map(|w| tokio::time::Instant::now() + Duration::from_secs_f64(w));
+        if deadline.is_some() {
+            client.subscribe(&inbox).await?;
+        }
+        let spinner = deadline.and_then(|_| {
+            use std::io::IsTerminal;
+            std::io::stdout().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar.set_message(format!("waiting for the requirements of {target}"));
+                bar
+            })
+        });
+        let (rows, ok) = loop {
+            let nodes = client.nodes().await?;
+            let Some(me) = nodes.iter().find(|n| n.node == target) else {
+                match deadline {
+                    Some(at) if tokio::time::Instant::now() < at => {
+                        let _ = tokio::time::timeout_at(at, inbox.recv()).await;
+                        continue;
+                    }
+                    _ => {
+                        if let Some(bar) = &spinner {
+                            bar.finish_and_clear();
+                        }
+                        eprintln!("cluster: {target} is not registered with {beacon}");
+                        node.shutdown().await;
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            };
+            let rows = rows(&target, &nodes).unwrap_or_default();
+            let ok = satisfied(me, &rows);
+            match deadline {
+                Some(at) if !ok && tokio::time::Instant::now() < at => {
+                    // Wake on the beacon's next push, or at the deadline.
+                    let _ = tokio::time::timeout_at(at, inbox.recv()).await;
+                }
+                _ => break (rows, ok),
+            }
+        };
+        if let Some(bar) = &spinner {
+            bar.finish_and_clear();
+        }
+        node.shutdown().await;
+        if args.json {
+            output::print_json(&rows)?;
+        } else if rows.is_empty() {
+            println!("{target} has no requirements");
+        } else {
+            let mut table = output::table(&["REQUIREMENT", "PROVIDER", "STATUS"]);
+            for r in &rows {
+                table.add_row(vec![
+                    r.requirement.clone(),
+                    r.provider.clone().unwrap_or_else(|| "-".into()),
+                    r.status.clone(),
+                ]);
+            }
+            output::print_table(&table)?;
+        }
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(node: &str, resource: &str, reqs: &[&str], status: &str) -> NodeInfo {
+        NodeInfo {
+            node: node.into(),
+            status: status.into(),
+            resource: resource.into(),
+            requirements: reqs.iter().map(|s| s.to_string()).collect(),
+            module: resource.into(),
+            since_ms: 0,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn rows_include_missing_and_offline_providers() {
+        let nodes = vec![
+            info("g@h", "gate", &["gate_manager", "data_contact"], "online"),
+            info("gm1@h", "gate_manager", &[], "offline"),
+            info("gm2@h", "gate_manager", &[], "online"),
+        ];
+        let r = rows("g@h", &nodes).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[2].status, "missing");
+        assert!(!satisfied(&nodes[0], &r));
+        let nodes = vec![
+            info("g@h", "gate", &["gate_manager"], "online"),
+            info("gm1@h", "gate_manager", &[], "offline"),
+        ];
+        let r = rows("g@h", &nodes).unwrap();
+        assert!(!satisfied(&nodes[0], &r));
+        let nodes = vec![
+            info("g@h", "gate", &["gate_manager"], "online"),
+            info("gm1@h", "gate_manager", &[], "online"),
+        ];
+        let r = rows("g@h", &nodes).unwrap();
+        assert!(satisfied(&nodes[0], &r));
+        assert!(rows("nobody@h", &nodes).is_none());
+    }
+}
