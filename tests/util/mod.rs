@@ -246,6 +246,48 @@ pub fn have_erlang(test: &str) -> bool {
     found
 }
 
+/// Whether Elixir is installed (same rules as [`have_erlang`]).
+pub fn have_elixir(test: &str) -> bool {
+    let found = Command::new("elixir")
+        .args(["-e", "nil"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: elixir not found, but CI must run the interop tests"
+        );
+        println!("skipped: elixir not found ({test})");
+    }
+    found
+}
+
+/// Runs an Elixir script as node `name` against the port mapper on `epmd_port`.
+pub fn elixir(name: &str, epmd_port: u16, cookie: &str, script: &str) -> Proc {
+    let child = Command::new("elixir")
+        .args([
+            "--name",
+            name,
+            "--cookie",
+            cookie,
+            "--erl",
+            "-start_epmd false",
+            "-e",
+            script,
+        ])
+        .current_dir(std::env::temp_dir())
+        .env("ERL_EPMD_PORT", epmd_port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start elixir");
+    Proc::new(child)
+}
+
 /// Starts `erl -name NAME` against the port mapper on `epmd_port`, evaluating `eval`.
 /// `-start_epmd false` keeps erl from spawning a real epmd of its own behind the test's back.
 pub fn erl(name: &str, epmd_port: u16, eval: &str) -> Proc {
