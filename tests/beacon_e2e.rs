@@ -231,3 +231,96 @@ async fn cluster_up_starts_everything_and_sigint_leaves_nothing_behind() {
     // The port mapper `up` started stays, as erl's epmd does; stop it.
     let _ = cluster_async(&["epmd", "--kill", "--port", &port]).await;
 }
+
+fn start_named(name: &str, role: &str, epmd: &Daemon) -> Proc {
+    cluster_spawn(&[
+        "start",
+        "--name",
+        name,
+        "--role",
+        role,
+        "--cookie",
+        "e2e",
+        "--epmd-port",
+        &epmd.port.to_string(),
+        "--roles",
+        &roles_file(),
+        "--no-epmd-start",
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_leaves_the_beacon_table_matching_reality() {
+    let epmd = Daemon::start().await;
+    let _beacon = start_role("beacon", &epmd);
+    let roles = ["gate_manager", "gate", "data_contact", "data_service"];
+    let names: Vec<(String, &str)> = (0..10)
+        .map(|i| {
+            (
+                format!("{}{}@127.0.0.1", roles[i % 4], i / 4 + 1),
+                roles[i % 4],
+            )
+        })
+        .collect();
+    let mut alive: Vec<Option<Proc>> = names
+        .iter()
+        .map(|(n, r)| Some(start_named(n, r, &epmd)))
+        .collect();
+    let (obs, client) = observer(&epmd).await;
+    all_online(&client, 11, DEADLINE).await;
+
+    // 20 s of random kill -9 and restarts, paced by an interval; seeded, so reproducible.
+    let mut rng: u64 = 0x5eed_cafe;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut pace = tokio::time::interval(Duration::from_millis(250));
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (mut kills, mut restarts) = (0, 0);
+    while tokio::time::Instant::now() < end {
+        pace.tick().await;
+        let i = (next() % names.len() as u64) as usize;
+        match alive[i].take() {
+            Some(p) => {
+                p.signal("KILL");
+                drop(p);
+                kills += 1;
+            }
+            None => {
+                alive[i] = Some(start_named(&names[i].0, names[i].1, &epmd));
+                restarts += 1;
+            }
+        }
+    }
+    let expected: std::collections::BTreeSet<String> = names
+        .iter()
+        .zip(&alive)
+        .filter(|(_, p)| p.is_some())
+        .map(|((n, _), _)| n.clone())
+        .chain(std::iter::once("beacon1@127.0.0.1".to_string()))
+        .collect();
+    // Converges: exactly the live processes are online, none stale, none missing.
+    let seen = wait_for(
+        "the beacon to match the live processes",
+        DEADLINE,
+        || async {
+            let nodes = client.nodes().await.ok()?;
+            let online: std::collections::BTreeSet<String> = nodes
+                .iter()
+                .filter(|n| n.status == "online")
+                .map(|n| n.node.clone())
+                .collect();
+            (online == expected).then_some(online)
+        },
+    )
+    .await;
+    println!(
+        "churn: {kills} kills, {restarts} restarts, {} online at the end",
+        seen.len()
+    );
+    assert!(kills > 5 && restarts > 5);
+    obs.shutdown().await;
+}

@@ -1225,9 +1225,23 @@ fn epmd_entry(cfg: &NodeConfig, port: u16) -> NodeEntry {
     entry
 }
 
+/// How long a name held by a previous incarnation may take to be released.
+const NAME_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
 async fn register(cfg: &NodeConfig, port: u16) -> Result<Registration, NodeError> {
     let client = EpmdClient::new("127.0.0.1", cfg.epmd_port);
-    match client.register(epmd_entry(cfg, port)).await {
+    let mut result = client.register(epmd_entry(cfg, port)).await;
+    // A node restarted at once (by a supervisor, or after kill -9) can reach the port mapper
+    // before it has seen the old incarnation's connection close. Give that a moment rather
+    // than failing as erl does.
+    let deadline = tokio::time::Instant::now() + NAME_RELEASE_WAIT;
+    while matches!(result, Err(ClientError::NameTaken { .. }))
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        result = client.register(epmd_entry(cfg, port)).await;
+    }
+    match result {
         Ok(r) => Ok(r),
         Err(ClientError::Connect { .. }) if cfg.epmd_starter.is_some() => {
             let start = cfg.epmd_starter.clone().expect("checked");
