@@ -237,3 +237,32 @@ async fn long_and_short_names_do_not_mix() {
     let err = a.connect(&short).await.unwrap_err();
     assert!(err.to_string().contains("long-name node"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_waits_for_its_old_name_to_be_released() {
+    let epmd = Daemon::start().await;
+    let client = cluster::epmd::EpmdClient::new("127.0.0.1", epmd.port);
+    // The previous incarnation's registration, still open.
+    let old = client
+        .register(cluster::epmd::NodeEntry::new("again", 1))
+        .await
+        .unwrap();
+    let mut cfg = NodeConfig::new(NodeName::parse("again@127.0.0.1").unwrap(), Cookie::new("c"));
+    cfg.epmd_port = epmd.port;
+    let mut starting = tokio::spawn(Node::start(cfg));
+    // A refused registration would end start-up at once; it must still be waiting instead.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut starting)
+            .await
+            .is_err(),
+        "start-up gave up while the old name was held"
+    );
+    drop(old);
+    let node = tokio::time::timeout(DEADLINE, starting)
+        .await
+        .expect("starts once the name is free")
+        .unwrap()
+        .expect("node starts");
+    let entry = client.port_please("again").await.unwrap().unwrap();
+    assert_eq!(entry.port, node.listen_port());
+}
