@@ -101,6 +101,7 @@ async fn run(args: Args) {
         "receiver" => receiver(&args).await,
         "throughput" => throughput(&args).await,
         "pingpong" => pingpong(&args).await,
+        "mesh-wait" => mesh_wait(&args).await,
         _ => usage(),
     }
 }
@@ -181,6 +182,70 @@ fn print_rtts(what: &str, mut rtts: Vec<Duration>) {
         pct(0.50).as_secs_f64() * 1e6,
         pct(0.99).as_secs_f64() * 1e6
     );
+}
+
+/// Waits until every node in `--target FILE` (one name per line) sees `--count` visible peers,
+/// following each node's `cluster_events`; prints how long that took from this mode's start.
+async fn mesh_wait(args: &Args) {
+    let started = Instant::now();
+    let list = std::fs::read_to_string(args.target.as_deref().expect("--target FILE")).expect("node list");
+    let targets: Vec<NodeName> = list.lines().map(|l| NodeName::parse(l.trim()).expect("name")).collect();
+    let mut cfg = NodeConfig::hidden_client(NodeName::parse(&args.name).expect("name"), Cookie::new(COOKIE));
+    cfg.epmd_port = args.epmd_port;
+    let node = Node::start(cfg).await.expect("node");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, usize)>(1024);
+    for (i, target) in targets.iter().enumerate() {
+        let node = node.clone();
+        let target = target.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut me = node.spawn_mailbox();
+            let dest = Dest::name("cluster_events", &target);
+            while me.send(&dest, tuple(vec![atom("subscribe"), term::pid(me.pid())])).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut peers = std::collections::BTreeSet::new();
+            while let Some(msg) = me.recv().await {
+                let visible = |info: &Term| matches!(info, Term::Map(m) if m.map.get(&atom("type")) == Some(&atom("visible")));
+                match term::as_tuple(&msg) {
+                    Some([tag, Term::List(members)]) if term::as_atom(tag) == Some("snapshot") => {
+                        for m in &members.elements {
+                            if let Term::Map(map) = m {
+                                if visible(m) {
+                                    if let Some(n) = map.map.get(&atom("node")).and_then(term::as_atom) {
+                                        peers.insert(n.to_owned());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Some([tag, n, info]) => match (term::as_atom(tag), term::as_atom(n)) {
+                        (Some("nodeup"), Some(n)) if visible(info) => {
+                            peers.insert(n.to_owned());
+                        }
+                        (Some("nodedown"), Some(n)) => {
+                            peers.remove(n);
+                        }
+                        _ => {}
+                    },
+                    _ => {}
+                }
+                if tx.send((i, peers.len())).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut counts = vec![0usize; targets.len()];
+    while let Some((i, n)) = rx.recv().await {
+        counts[i] = n;
+        if counts.iter().all(|&c| c >= args.count) {
+            break;
+        }
+    }
+    println!("mesh complete in {:.3} s", started.elapsed().as_secs_f64());
+    node.shutdown().await;
 }
 
 fn payload() -> Term {
