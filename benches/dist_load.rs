@@ -188,9 +188,16 @@ fn print_rtts(what: &str, mut rtts: Vec<Duration>) {
 /// following each node's `cluster_events`; prints how long that took from this mode's start.
 async fn mesh_wait(args: &Args) {
     let started = Instant::now();
-    let list = std::fs::read_to_string(args.target.as_deref().expect("--target FILE")).expect("node list");
-    let targets: Vec<NodeName> = list.lines().map(|l| NodeName::parse(l.trim()).expect("name")).collect();
-    let mut cfg = NodeConfig::hidden_client(NodeName::parse(&args.name).expect("name"), Cookie::new(COOKIE));
+    let list =
+        std::fs::read_to_string(args.target.as_deref().expect("--target FILE")).expect("node list");
+    let targets: Vec<NodeName> = list
+        .lines()
+        .map(|l| NodeName::parse(l.trim()).expect("name"))
+        .collect();
+    let mut cfg = NodeConfig::hidden_client(
+        NodeName::parse(&args.name).expect("name"),
+        Cookie::new(COOKIE),
+    );
     cfg.epmd_port = args.epmd_port;
     let node = Node::start(cfg).await.expect("node");
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, usize)>(1024);
@@ -201,7 +208,11 @@ async fn mesh_wait(args: &Args) {
         tokio::spawn(async move {
             let mut me = node.spawn_mailbox();
             let dest = Dest::name("cluster_events", &target);
-            while me.send(&dest, tuple(vec![atom("subscribe"), term::pid(me.pid())])).await.is_err() {
+            while me
+                .send(&dest, tuple(vec![atom("subscribe"), term::pid(me.pid())]))
+                .await
+                .is_err()
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let mut peers = std::collections::BTreeSet::new();
@@ -212,7 +223,9 @@ async fn mesh_wait(args: &Args) {
                         for m in &members.elements {
                             if let Term::Map(map) = m {
                                 if visible(m) {
-                                    if let Some(n) = map.map.get(&atom("node")).and_then(term::as_atom) {
+                                    if let Some(n) =
+                                        map.map.get(&atom("node")).and_then(term::as_atom)
+                                    {
                                         peers.insert(n.to_owned());
                                     }
                                 }

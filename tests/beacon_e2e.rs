@@ -324,3 +324,43 @@ async fn churn_leaves_the_beacon_table_matching_reality() {
     assert!(kills > 5 && restarts > 5);
     obs.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_without_a_node_follows_the_beacon_with_registrations() {
+    let epmd = Daemon::start().await;
+    let _beacon = start_role("beacon", &epmd);
+    let gm = start_role("gate_manager", &epmd);
+    let (_obs, client) = observer(&epmd).await;
+    all_online(&client, 2, DEADLINE).await;
+    let port = epmd.port.to_string();
+    let roles = roles_file();
+    let mut monitor = cluster_spawn(&[
+        "monitor",
+        "--count",
+        "4",
+        "--cookie",
+        "e2e",
+        "--epmd-port",
+        &port,
+        "--roles",
+        &roles,
+    ]);
+    let mut lines = monitor.stdout_lines();
+    // Both subscriptions are in place once the current members are printed.
+    wait_line(&mut lines, "member   gate_manager1@127.0.0.1", DEADLINE).await;
+    gm.signal("KILL");
+    drop(gm);
+    let offline = wait_line(&mut lines, "offline", DEADLINE).await;
+    assert!(
+        offline.contains("gate_manager1@127.0.0.1") && offline.contains("reason="),
+        "{offline}"
+    );
+    let _gm = start_role("gate_manager", &epmd);
+    let registered = wait_line(&mut lines, "registered", DEADLINE).await;
+    assert!(
+        registered.contains("gate_manager1@127.0.0.1 role=gate_manager"),
+        "{registered}"
+    );
+    println!("{offline}\n{registered}");
+    assert!(monitor.wait_output(DEADLINE).await.status.success());
+}

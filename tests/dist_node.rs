@@ -247,7 +247,10 @@ async fn a_restarted_node_waits_for_its_old_name_to_be_released() {
         .register(cluster::epmd::NodeEntry::new("again", 1))
         .await
         .unwrap();
-    let mut cfg = NodeConfig::new(NodeName::parse("again@127.0.0.1").unwrap(), Cookie::new("c"));
+    let mut cfg = NodeConfig::new(
+        NodeName::parse("again@127.0.0.1").unwrap(),
+        Cookie::new("c"),
+    );
     cfg.epmd_port = epmd.port;
     let mut starting = tokio::spawn(Node::start(cfg));
     // A refused registration would end start-up at once; it must still be waiting instead.

@@ -243,6 +243,40 @@ pub fn change_term(change: &Change) -> Term {
     tuple(vec![atom("beacon_event"), inner])
 }
 
+/// A decoded `{beacon_event, …}` push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A node registered.
+    Registered(NodeInfo),
+    /// A node went offline.
+    Offline {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Decodes a beacon push; `None` for any other message.
+pub fn parse_event(msg: &Term) -> Option<Event> {
+    let [tag, ev] = term::as_tuple(msg)? else {
+        return None;
+    };
+    if term::as_atom(tag) != Some("beacon_event") {
+        return None;
+    }
+    match term::as_tuple(ev)? {
+        [kind, entry] if term::as_atom(kind) == Some("registered") => {
+            Some(Event::Registered(parse_entry(entry)?))
+        }
+        [kind, node, reason] if term::as_atom(kind) == Some("offline") => Some(Event::Offline {
+            node: term::as_atom(node)?.to_owned(),
+            reason: term::as_atom(reason).map_or_else(|| reason.to_string(), str::to_owned),
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +344,32 @@ mod tests {
         let t = offer_reply(Some(vec![p.clone()]));
         assert_eq!(parse_offer(&t), Some(vec![p]));
         assert_eq!(parse_offer(&atom("nil")), Some(vec![]));
+    }
+
+    #[test]
+    fn pushes_round_trip() {
+        let e = Entry {
+            registration: registration(),
+            status: Status::Online,
+            since_ms: 5,
+            reason: None,
+        };
+        let Some(Event::Registered(info)) = parse_event(&change_term(&Change::Registered(e)))
+        else {
+            panic!("registered push")
+        };
+        assert_eq!(info.resource, "gate");
+        assert_eq!(
+            parse_event(&change_term(&Change::Offline {
+                node: "n@h".into(),
+                reason: "net_tick_timeout".into()
+            })),
+            Some(Event::Offline {
+                node: "n@h".into(),
+                reason: "net_tick_timeout".into()
+            })
+        );
+        assert_eq!(parse_event(&atom("hello")), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use eetf::Term;
 use serde::Serialize;
 
 use super::GlobalOpts;
+use crate::beacon::wire::Event;
 use crate::config;
 use crate::dist::term::{self, atom, tuple};
 use crate::dist::{Dest, Mailbox, Node, NodeEvent, NodeName};
@@ -50,6 +51,8 @@ struct Line {
     r#type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
 }
 
 struct Printer {
@@ -65,6 +68,18 @@ impl Printer {
         kind: Option<String>,
         reason: Option<String>,
     ) -> std::io::Result<bool> {
+        self.print_full(event, node, kind, reason, None)
+    }
+
+    /// Prints one line (or JSON object); returns false for lines about ourselves.
+    fn print_full(
+        &self,
+        event: &'static str,
+        node: &str,
+        kind: Option<String>,
+        reason: Option<String>,
+        role: Option<String>,
+    ) -> std::io::Result<bool> {
         if node == self.me {
             return Ok(false);
         }
@@ -74,6 +89,7 @@ impl Printer {
             node: node.to_owned(),
             r#type: kind,
             reason,
+            role,
         };
         let mut out = std::io::stdout().lock();
         if self.json {
@@ -83,6 +99,9 @@ impl Printer {
             let mut text = format!("{} {:<8} {}", line.time, line.event, line.node);
             if let Some(t) = &line.r#type {
                 text.push_str(&format!(" type={t}"));
+            }
+            if let Some(r) = &line.role {
+                text.push_str(&format!(" role={r}"));
             }
             if let Some(r) = &line.reason {
                 text.push_str(&format!(" reason={r}"));
@@ -95,6 +114,8 @@ impl Printer {
 }
 
 pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
+    // With no NODE we follow the beacon, and show its registrations as well.
+    let follow_beacon = args.node.is_none();
     let target = match &args.node {
         Some(n) => NodeName::parse(n)?,
         None => {
@@ -118,7 +139,7 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
         let deadline = args
             .duration
             .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-        let work = follow(&node, &target, &printer, args.count);
+        let work = follow(&node, &target, &printer, args.count, follow_beacon);
         let result = match deadline {
             Some(at) => match tokio::time::timeout_at(at, work).await {
                 Ok(r) => r,
@@ -139,6 +160,7 @@ async fn follow(
     target: &NodeName,
     printer: &Printer,
     count: Option<u64>,
+    beacon_events: bool,
 ) -> anyhow::Result<ExitCode> {
     node.connect(target)
         .await
@@ -155,6 +177,13 @@ async fn follow(
     let first = tokio::time::timeout(SUBSCRIBE_TIMEOUT, next_relevant(&mut me, &mref))
         .await
         .context("no answer from cluster_events")?;
+    let mut registrations = node.spawn_mailbox();
+    if beacon_events {
+        let client = crate::beacon::BeaconClient::new(node.clone(), target.clone());
+        if let Err(e) = client.subscribe(&registrations).await {
+            tracing::warn!("{target} does not answer as a beacon ({e}); showing node events only");
+        }
+    }
     let mut seen = 0u64;
     let mut done = |printed: bool| {
         if printed {
@@ -199,6 +228,21 @@ async fn follow(
                 }
                 Reply::NoProc | Reply::Down(_) => bail!("cluster_events on {target} went away"),
             },
+            msg = registrations.recv() => {
+                let Some(msg) = msg else { continue };
+                let printed = match crate::beacon::wire::parse_event(&msg) {
+                    Some(Event::Registered(info)) => {
+                        printer.print_full("registered", &info.node, None, None, Some(info.resource))?
+                    }
+                    Some(Event::Offline { node: n, reason }) => {
+                        printer.print("offline", &n, None, Some(reason))?
+                    }
+                    None => false,
+                };
+                if done(printed) {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             ev = events.recv() => {
                 if let Ok(NodeEvent::Down { node: n, reason, .. }) = ev {
                     if &n == target {

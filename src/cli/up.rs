@@ -19,9 +19,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::{output, GlobalOpts};
+use crate::beacon::wire::Event;
 use crate::beacon::BeaconClient;
 use crate::config;
-use crate::dist::term;
 use crate::dist::NodeName;
 
 /// How long all nodes get to become ready.
@@ -263,24 +263,10 @@ fn progress(name: &NodeName, line: &str) -> Option<String> {
 }
 
 fn describe_event(msg: &eetf::Term) -> Option<String> {
-    let [tag, ev] = term::as_tuple(msg)? else {
-        return None;
-    };
-    if term::as_atom(tag) != Some("beacon_event") {
-        return None;
-    }
-    match term::as_tuple(ev)? {
-        [kind, entry] if term::as_atom(kind) == Some("registered") => {
-            let info = crate::beacon::wire::parse_entry(entry)?;
-            Some(format!("registered {} role={}", info.node, info.resource))
-        }
-        [kind, node, reason] if term::as_atom(kind) == Some("offline") => Some(format!(
-            "offline    {} reason={}",
-            term::as_atom(node)?,
-            term::as_atom(reason).map_or_else(|| reason.to_string(), str::to_owned)
-        )),
-        _ => None,
-    }
+    Some(match crate::beacon::wire::parse_event(msg)? {
+        Event::Registered(info) => format!("registered {} role={}", info.node, info.resource),
+        Event::Offline { node, reason } => format!("offline    {node} reason={reason}"),
+    })
 }
 
 /// The last error line of a child's log, for "failed to start" messages.
