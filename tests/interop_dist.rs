@@ -59,6 +59,9 @@ async fn erl_pings_calls_and_messages_a_rust_node() {
         {inbox, 'rs_a@127.0.0.1'} ! {hello, [1,2,3], <<\"bin\">>, self()},
         io:format(\"call ~p~n\", [gen_server:call({echo_server, 'rs_a@127.0.0.1'}, {add, 1, 2})]),
         io:format(\"noproc ~p~n\", [catch gen_server:call({nosuch, 'rs_a@127.0.0.1'}, x, 5000)]),
+        R = erlang:spawn_request('rs_a@127.0.0.1', erlang, self, [], []),
+        receive {spawn_reply, R, error, E} -> io:format(\"spawn ~p~n\", [E])
+        after 5000 -> io:format(\"spawn timeout~n\") end,
         halt().";
     let out = erl("erl_a@127.0.0.1", epmd.port, script)
         .wait_output(DEADLINE)
@@ -70,6 +73,8 @@ async fn erl_pings_calls_and_messages_a_rust_node() {
         text.contains("noproc {'EXIT',{noproc,{gen_server,call,"),
         "{text}"
     );
+    // A remote spawn is refused at once rather than left to time out.
+    assert!(text.contains("spawn notsup"), "{text}");
 
     let msg = tokio::time::timeout(DEADLINE, inbox.recv())
         .await

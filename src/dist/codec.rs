@@ -184,7 +184,23 @@ pub enum Control {
         /// The alias (a reference) to deliver to.
         alias: Reference,
     },
-    /// Any other operation (links, exits, spawn, group leader…), kept for logging.
+    /// `{29, ReqId, From, GroupLeader, {M, F, A}, Opts}` + argument list: a remote spawn.
+    SpawnRequest {
+        /// The request's reference, echoed in the reply.
+        req_id: Reference,
+        /// Who asked.
+        from: Pid,
+    },
+    /// `{31, ReqId, To, Flags, Result}`: the answer to a spawn request.
+    SpawnReply {
+        /// The request's reference.
+        req_id: Reference,
+        /// Who asked.
+        to: Pid,
+        /// A pid, or an error atom.
+        result: Term,
+    },
+    /// Any other operation (links, exits, group leader…), kept for logging.
     Other {
         /// The operation code.
         op: i32,
@@ -200,6 +216,7 @@ impl Control {
                 | Control::RegSend { .. }
                 | Control::SendSender { .. }
                 | Control::AliasSend { .. }
+                | Control::SpawnRequest { .. }
         )
     }
 
@@ -232,6 +249,21 @@ impl Control {
                 reason.clone(),
             ]),
             Control::AliasSend { from, alias } => tuple(vec![int(33), pid(from), reference(alias)]),
+            Control::SpawnRequest { req_id, from } => tuple(vec![
+                int(29),
+                reference(req_id),
+                pid(from),
+                pid(from),
+                tuple(vec![atom("erlang"), atom("self"), int(0)]),
+                term::list(vec![]),
+            ]),
+            Control::SpawnReply { req_id, to, result } => tuple(vec![
+                int(31),
+                reference(req_id),
+                pid(to),
+                int(0),
+                result.clone(),
+            ]),
             Control::Other { op } => tuple(vec![int(*op)]),
         }
     }
@@ -307,6 +339,21 @@ impl Control {
                     to: pid_at(2)?,
                     reference: ref_at(3)?,
                     reason: els[4].clone(),
+                }
+            }
+            29 => {
+                arity(6)?;
+                Control::SpawnRequest {
+                    req_id: ref_at(1)?,
+                    from: pid_at(2)?,
+                }
+            }
+            31 => {
+                arity(5)?;
+                Control::SpawnReply {
+                    req_id: ref_at(1)?,
+                    to: pid_at(2)?,
+                    result: els[4].clone(),
                 }
             }
             PAYLOAD_MONITOR_P_EXIT => {

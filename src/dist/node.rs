@@ -1143,6 +1143,27 @@ impl Dispatch for Inner {
                 ]);
                 self.deliver_pid(&to, down).await;
             }
+            Control::SpawnRequest { req_id, from } => {
+                // We advertise SPAWN (part of the flag set verified against OTP 25), but run no
+                // Erlang code: answer at once instead of leaving the caller to time out.
+                let conn = match lock(&self.conns).get(&peer.name) {
+                    Some(Slot::Up(h)) => Some(h.clone()),
+                    _ => None,
+                };
+                if let Some(conn) = conn {
+                    let mut frame = BytesMut::new();
+                    let reply = Control::SpawnReply {
+                        req_id,
+                        to: from,
+                        result: atom("notsup"),
+                    };
+                    encode_data(&reply, None, &mut frame);
+                    let _ = conn.tx.send(frame.freeze()).await;
+                }
+            }
+            Control::SpawnReply { .. } => {
+                debug!(peer = %peer.name, "ignoring a spawn reply: we send no spawn requests");
+            }
             Control::AliasSend { .. } => {
                 debug!(peer = %peer.name, "message to an alias dropped: no aliases are active");
             }
