@@ -269,3 +269,41 @@ async fn a_restarted_node_waits_for_its_old_name_to_be_released() {
     let entry = client.port_please("again").await.unwrap().unwrap();
     assert_eq!(entry.port, node.listen_port());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_half_open_connections_is_capped_and_the_node_keeps_serving() {
+    let epmd = Daemon::start().await;
+    let mut cfg = NodeConfig::new(
+        NodeName::parse("flooded@127.0.0.1").unwrap(),
+        Cookie::new("c"),
+    );
+    cfg.epmd_port = epmd.port;
+    cfg.setup_time = Duration::from_secs(3);
+    let victim = Node::start(cfg).await.unwrap();
+    let port = victim.listen_port();
+    // More silent connections than the cap; those over it are closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..cluster::dist::node::MAX_PENDING_HANDSHAKES + 20 {
+        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    let mut closed_early = 0;
+    for s in idle.iter_mut().rev().take(20) {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await {
+            closed_early += 1;
+        }
+    }
+    assert!(closed_early > 0, "no connection over the cap was closed");
+    // Once the stalled handshakes time out, a real peer connects and is served.
+    drop(idle);
+    let mut events = victim.monitor_nodes();
+    let friend = node("friend@127.0.0.1", &epmd, "c").await;
+    friend.connect(victim.name()).await.unwrap();
+    // The acceptor installs the connection just after the initiator sees the handshake end.
+    let up = next_event("friend's nodeup on the victim", &mut events, DEADLINE, |ev| match ev {
+        NodeEvent::Up { node, .. } => Some(node),
+        _ => None,
+    })
+    .await;
+    assert_eq!(&up, friend.name());
+}

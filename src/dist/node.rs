@@ -40,6 +40,9 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 pub const EVENT_CAPACITY: usize = 256;
 /// Erlang's default `net_ticktime`.
 pub const DEFAULT_TICKTIME: Duration = Duration::from_secs(60);
+/// Handshakes in progress at once on the listener; further connections are closed at once, so
+/// a flood of half-open connections cannot exhaust descriptors or tasks.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
 /// How long shutdown waits for connection tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -1316,6 +1319,7 @@ async fn keep_registered(node: Node, mut reg: Registration) {
 }
 
 async fn accept_loop(node: Node, listener: TcpListener) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     loop {
         let accepted = tokio::select! {
             _ = node.stopped() => return,
@@ -1323,9 +1327,14 @@ async fn accept_loop(node: Node, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, addr)) => {
+                let Ok(permit) = pending.clone().try_acquire_owned() else {
+                    warn!(%addr, "too many handshakes in progress ({MAX_PENDING_HANDSHAKES}); closing");
+                    continue;
+                };
                 let node2 = node.clone();
                 node.inner.tracker.spawn(async move {
                     node2.accept_one(stream, addr).await;
+                    drop(permit);
                 });
             }
             Err(e) => {
