@@ -25,20 +25,7 @@ fn roles_file() -> String {
 }
 
 fn start_role(role: &str, epmd: &Daemon) -> Proc {
-    cluster_spawn(&[
-        "start",
-        "--name",
-        &format!("{role}1@127.0.0.1"),
-        "--role",
-        role,
-        "--cookie",
-        "e2e",
-        "--epmd-port",
-        &epmd.port.to_string(),
-        "--roles",
-        &roles_file(),
-        "--no-epmd-start",
-    ])
+    start_named(&format!("{role}1@127.0.0.1"), role, epmd)
 }
 
 async fn observer(epmd: &Daemon) -> (Node, BeaconClient) {

@@ -300,10 +300,15 @@ async fn a_flood_of_half_open_connections_is_capped_and_the_node_keeps_serving()
     let friend = node("friend@127.0.0.1", &epmd, "c").await;
     friend.connect(victim.name()).await.unwrap();
     // The acceptor installs the connection just after the initiator sees the handshake end.
-    let up = next_event("friend's nodeup on the victim", &mut events, DEADLINE, |ev| match ev {
-        NodeEvent::Up { node, .. } => Some(node),
-        _ => None,
-    })
+    let up = next_event(
+        "friend's nodeup on the victim",
+        &mut events,
+        DEADLINE,
+        |ev| match ev {
+            NodeEvent::Up { node, .. } => Some(node),
+            _ => None,
+        },
+    )
     .await;
     assert_eq!(&up, friend.name());
 }

@@ -229,27 +229,17 @@ impl Drop for Proc {
 /// a visible skip line; under CI (`CI` set) a missing `erl` fails the test instead, because
 /// `.ci/run` installs it.
 pub fn have_erlang(test: &str) -> bool {
-    let found = Command::new("erl")
-        .args(["-noshell", "-eval", "halt()."])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: erl not found, but CI must run the interop tests"
-        );
-        println!("skipped: erl not found ({test})");
-    }
-    found
+    have_tool("erl", &["-noshell", "-eval", "halt()."], test)
 }
 
 /// Whether Elixir is installed (same rules as [`have_erlang`]).
 pub fn have_elixir(test: &str) -> bool {
-    let found = Command::new("elixir")
-        .args(["-e", "nil"])
+    have_tool("elixir", &["-e", "nil"], test)
+}
+
+fn have_tool(cmd: &str, probe: &[&str], test: &str) -> bool {
+    let found = Command::new(cmd)
+        .args(probe)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -258,9 +248,9 @@ pub fn have_elixir(test: &str) -> bool {
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
-            "{test}: elixir not found, but CI must run the interop tests"
+            "{test}: {cmd} not found, but CI must run the interop tests"
         );
-        println!("skipped: elixir not found ({test})");
+        println!("skipped: {cmd} not found ({test})");
     }
     found
 }
