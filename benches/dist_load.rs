@@ -217,7 +217,7 @@ async fn mesh_wait(args: &Args) {
             }
             let mut peers = std::collections::BTreeSet::new();
             while let Some(msg) = me.recv().await {
-                let visible = |info: &Term| matches!(info, Term::Map(m) if m.map.get(&atom("type")) == Some(&atom("visible")));
+                let visible = |info: &Term| term::map_get(info, "type") == Some(&atom("visible"));
                 match term::as_tuple(&msg) {
                     Some([tag, Term::List(members)]) if term::as_atom(tag) == Some("snapshot") => {
                         for m in &members.elements {

@@ -157,20 +157,12 @@ pub fn parse_offer(t: &Term) -> Option<Vec<Provider>> {
         .iter()
         .map(|m| {
             Some(Provider {
-                module: term::as_atom(map_get(m, "module")?)?.to_owned(),
-                name: term::as_atom(map_get(m, "name")?)?.to_owned(),
-                node: term::as_atom(map_get(m, "node")?)?.to_owned(),
+                module: term::as_atom(term::map_get(m, "module")?)?.to_owned(),
+                name: term::as_atom(term::map_get(m, "name")?)?.to_owned(),
+                node: term::as_atom(term::map_get(m, "node")?)?.to_owned(),
             })
         })
         .collect()
-}
-
-/// A map value by atom key.
-pub fn map_get<'a>(m: &'a Term, key: &str) -> Option<&'a Term> {
-    match m {
-        Term::Map(map) => map.map.get(&atom(key)),
-        _ => None,
-    }
 }
 
 /// One `get_nodes` element.
@@ -215,19 +207,19 @@ pub struct NodeInfo {
 
 /// Decodes a `get_nodes` element.
 pub fn parse_entry(m: &Term) -> Option<NodeInfo> {
-    let since_ms = match map_get(m, "since")? {
+    let since_ms = match term::map_get(m, "since")? {
         Term::FixInteger(i) => u64::try_from(i.value).ok()?,
         Term::BigInteger(b) => b.value.to_string().parse().ok()?,
         _ => return None,
     };
     Some(NodeInfo {
-        node: term::as_atom(map_get(m, "node")?)?.to_owned(),
-        status: term::as_atom(map_get(m, "status")?)?.to_owned(),
-        resource: term::as_atom(map_get(m, "resource")?)?.to_owned(),
-        requirements: atom_list(map_get(m, "requirements")?)?,
-        module: term::as_atom(map_get(m, "module")?)?.to_owned(),
+        node: term::as_atom(term::map_get(m, "node")?)?.to_owned(),
+        status: term::as_atom(term::map_get(m, "status")?)?.to_owned(),
+        resource: term::as_atom(term::map_get(m, "resource")?)?.to_owned(),
+        requirements: atom_list(term::map_get(m, "requirements")?)?,
+        module: term::as_atom(term::map_get(m, "module")?)?.to_owned(),
         since_ms,
-        reason: map_get(m, "reason")
+        reason: term::map_get(m, "reason")
             .and_then(term::as_atom)
             .map(str::to_owned),
     })

@@ -282,29 +282,22 @@ async fn next_relevant(me: &mut Mailbox, mref: &eetf::Reference) -> Reply {
     }
 }
 
-fn map_get<'a>(m: &'a Term, key: &str) -> Option<&'a Term> {
-    match m {
-        Term::Map(map) => map.map.get(&atom(key)),
-        _ => None,
-    }
-}
-
 fn map_fields(m: &Term) -> (String, Option<String>) {
-    let name = map_get(m, "node")
+    let name = term::map_get(m, "node")
         .and_then(term::as_atom)
         .unwrap_or("?")
         .to_owned();
-    let kind = map_get(m, "type")
+    let kind = term::map_get(m, "type")
         .and_then(term::as_atom)
         .map(str::to_owned);
     (name, kind)
 }
 
 fn info_fields(info: &Term) -> (Option<String>, Option<String>) {
-    let kind = map_get(info, "type")
+    let kind = term::map_get(info, "type")
         .and_then(term::as_atom)
         .map(str::to_owned);
-    let reason = map_get(info, "reason").map(|r| match term::as_atom(r) {
+    let reason = term::map_get(info, "reason").map(|r| match term::as_atom(r) {
         Some(a) => a.to_owned(),
         None => r.to_string(),
     });

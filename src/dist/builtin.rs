@@ -73,10 +73,9 @@ async fn cluster_events(mut mb: Mailbox, mut events: tokio::sync::broadcast::Rec
                 match term::as_tuple(&msg) {
                     Some([verb, Term::Pid(pid)]) if term::as_atom(verb) == Some("subscribe") => {
                         let snapshot: Vec<Term> = node
-                            .connected(true)
-                            .iter()
-                            .map(|n| {
-                                let visible = node.nodes().contains(n);
+                            .peers()
+                            .into_iter()
+                            .map(|(n, visible)| {
                                 let mut m = HashMap::new();
                                 m.insert(atom("node"), atom(n.as_str()));
                                 m.insert(atom("type"), atom(if visible { "visible" } else { "hidden" }));

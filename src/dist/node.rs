@@ -473,7 +473,7 @@ impl Node {
 
     /// A new anonymous process.
     pub fn spawn_mailbox(&self) -> Mailbox {
-        let (id, pid, rx) = self.inner.new_anonymous();
+        let (id, pid, rx) = self.inner.new_process(None);
         Mailbox {
             node: self.clone(),
             id,
@@ -562,12 +562,7 @@ impl Node {
         payload: Option<&Term>,
     ) -> Result<(), SendError> {
         let conn = self.connection(peer).await?;
-        let mut frame = BytesMut::new();
-        encode_data(ctl, payload, &mut frame);
-        conn.tx
-            .send(frame.freeze())
-            .await
-            .map_err(|_| SendError::Closed(peer.to_string()))
+        send_on(&conn, ctl, payload).await
     }
 
     /// Replies to a gen_call, sending `{Tag, Reply}` back with the tag exactly as received.
@@ -585,7 +580,7 @@ impl Node {
                             from: self.inner.system_pid.clone(),
                             alias: (**alias).clone(),
                         };
-                        return self.send_control(&peer, &ctl, Some(&msg)).await;
+                        return send_on(&conn, &ctl, Some(&msg)).await;
                     }
                 }
             }
@@ -714,12 +709,12 @@ impl Node {
 
     /// Closes the connection to `peer`, if any. Both sides see nodedown.
     pub fn disconnect(&self, peer: &NodeName) -> bool {
-        match lock(&self.inner.conns).get(peer) {
-            Some(Slot::Up(h)) => {
+        match self.inner.up(peer) {
+            Some(h) => {
                 h.cancel.cancel();
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -730,10 +725,19 @@ impl Node {
 
     /// Connected nodes; with `hidden`, hidden ones too (`nodes(connected)`).
     pub fn connected(&self, hidden: bool) -> Vec<NodeName> {
-        let mut v: Vec<NodeName> = lock(&self.inner.conns)
+        self.peers()
+            .into_iter()
+            .filter(|(_, visible)| hidden || *visible)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Every connected node with whether it is visible, sorted by name.
+    pub fn peers(&self) -> Vec<(NodeName, bool)> {
+        let mut v: Vec<(NodeName, bool)> = lock(&self.inner.conns)
             .iter()
             .filter_map(|(n, s)| match s {
-                Slot::Up(h) if hidden || h.peer.is_visible() => Some(n.clone()),
+                Slot::Up(h) => Some((n.clone(), h.peer.is_visible())),
                 _ => None,
             })
             .collect();
@@ -775,8 +779,8 @@ impl Node {
     }
 
     async fn connection(&self, peer: &NodeName) -> Result<Arc<ConnHandle>, ConnectError> {
-        if let Some(Slot::Up(h)) = lock(&self.inner.conns).get(peer) {
-            return Ok(h.clone());
+        if let Some(h) = self.inner.up(peer) {
+            return Ok(h);
         }
         if !self.inner.cfg.auto_connect {
             return Err(ConnectError::NotConnected(peer.to_string()));
@@ -897,11 +901,38 @@ impl Node {
     }
 }
 
+/// One whole data frame, ready to queue on a connection.
+fn control_frame(ctl: &Control, payload: Option<&Term>) -> bytes::Bytes {
+    let mut frame = BytesMut::new();
+    encode_data(ctl, payload, &mut frame);
+    frame.freeze()
+}
+
+/// Queues a frame on a connection, waiting for room in its outbox.
+async fn send_on(
+    conn: &ConnHandle,
+    ctl: &Control,
+    payload: Option<&Term>,
+) -> Result<(), SendError> {
+    conn.tx
+        .send(control_frame(ctl, payload))
+        .await
+        .map_err(|_| SendError::Closed(conn.peer.name.to_string()))
+}
+
 fn peer_of(pid: &Pid) -> Result<NodeName, ConnectError> {
     NodeName::parse(&pid.node.name).map_err(|_| ConnectError::NotConnected(pid.node.name.clone()))
 }
 
 impl Inner {
+    /// The live connection to `peer`, if any.
+    fn up(&self, peer: &NodeName) -> Option<Arc<ConnHandle>> {
+        match lock(&self.conns).get(peer) {
+            Some(Slot::Up(h)) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
     fn local_info(&self) -> LocalInfo {
         LocalInfo {
             name: self.cfg.name.clone(),
@@ -919,10 +950,6 @@ impl Inner {
             ProcRef::Name(n) => lock(&self.names).contains_key(n),
             ProcRef::Pid(p) => self.is_local(p) && lock(&self.procs).contains_key(&p.id),
         }
-    }
-
-    fn new_anonymous(&self) -> (u32, Pid, mpsc::Receiver<Term>) {
-        self.new_process(None)
     }
 
     fn new_named(&self, name: &str) -> Option<(u32, Pid, mpsc::Receiver<Term>)> {
@@ -960,27 +987,19 @@ impl Inner {
         }
         drop(names);
         for (node, watcher, target, reference) in process.monitored_by {
-            let conn = match lock(&self.conns).get(&node) {
-                Some(Slot::Up(h)) => h.clone(),
-                _ => continue,
-            };
+            let Some(conn) = self.up(&node) else { continue };
             let from = match target {
                 ProcRef::Name(n) => ProcRef::Name(n),
                 ProcRef::Pid(_) => ProcRef::Pid(pid.clone()),
             };
-            let mut frame = BytesMut::new();
-            encode_data(
-                &Control::MonitorExit {
-                    from,
-                    to: watcher,
-                    reference,
-                    reason: reason.clone(),
-                },
-                None,
-                &mut frame,
-            );
+            let exit = Control::MonitorExit {
+                from,
+                to: watcher,
+                reference,
+                reason: reason.clone(),
+            };
             // Drop cannot wait; a full outbox means the peer is far behind anyway.
-            if conn.tx.try_send(frame.freeze()).is_err() {
+            if conn.tx.try_send(control_frame(&exit, None)).is_err() {
                 debug!(%node, "could not notify a monitor: outbox full");
             }
         }
@@ -1102,23 +1121,14 @@ impl Dispatch for Inner {
                     })
                 });
                 if !recorded {
-                    let conn = match lock(&self.conns).get(&peer.name) {
-                        Some(Slot::Up(h)) => Some(h.clone()),
-                        _ => None,
-                    };
-                    if let Some(conn) = conn {
-                        let mut frame = BytesMut::new();
-                        encode_data(
-                            &Control::MonitorExit {
-                                from: to,
-                                to: from,
-                                reference,
-                                reason: atom("noproc"),
-                            },
-                            None,
-                            &mut frame,
-                        );
-                        let _ = conn.tx.send(frame.freeze()).await;
+                    if let Some(conn) = self.up(&peer.name) {
+                        let exit = Control::MonitorExit {
+                            from: to,
+                            to: from,
+                            reference,
+                            reason: atom("noproc"),
+                        };
+                        let _ = send_on(&conn, &exit, None).await;
                     }
                 }
             }
@@ -1149,19 +1159,13 @@ impl Dispatch for Inner {
             Control::SpawnRequest { req_id, from } => {
                 // We advertise SPAWN (part of the flag set verified against OTP 25), but run no
                 // Erlang code: answer at once instead of leaving the caller to time out.
-                let conn = match lock(&self.conns).get(&peer.name) {
-                    Some(Slot::Up(h)) => Some(h.clone()),
-                    _ => None,
-                };
-                if let Some(conn) = conn {
-                    let mut frame = BytesMut::new();
+                if let Some(conn) = self.up(&peer.name) {
                     let reply = Control::SpawnReply {
                         req_id,
                         to: from,
                         result: atom("notsup"),
                     };
-                    encode_data(&reply, None, &mut frame);
-                    let _ = conn.tx.send(frame.freeze()).await;
+                    let _ = send_on(&conn, &reply, None).await;
                 }
             }
             Control::SpawnReply { .. } => {

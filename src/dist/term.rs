@@ -286,6 +286,14 @@ pub fn as_tuple(term: &Term) -> Option<&[Term]> {
     }
 }
 
+/// A map's value by atom key, if the term is a map with that key.
+pub fn map_get<'a>(m: &'a Term, key: &str) -> Option<&'a Term> {
+    match m {
+        Term::Map(map) => map.map.get(&atom(key)),
+        _ => None,
+    }
+}
+
 /// The integer, if the term is a small integer.
 pub fn as_int(term: &Term) -> Option<i32> {
     match term {

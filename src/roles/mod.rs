@@ -16,14 +16,13 @@ pub mod gates;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use eetf::Term;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::beacon::wire::{self, Event};
 use crate::beacon::{BeaconClient, Provider, Registration};
 use crate::config::{Mesh, Role};
-use crate::dist::term;
 use crate::dist::{Node, NodeEvent, NodeName};
 
 /// Pause between attempts to reach an absent beacon.
@@ -144,9 +143,9 @@ async fn follow(
             msg = inbox.recv() => {
                 let Some(msg) = msg else { return false };
                 if mesh == Mesh::Full {
-                    if let Some(joined) = registered_node(&msg) {
-                        if joined != node.name().as_str() {
-                            if let Ok(name) = NodeName::parse(&joined) {
+                    if let Some(Event::Registered(joined)) = wire::parse_event(&msg) {
+                        if joined.node != node.name().as_str() {
+                            if let Ok(name) = NodeName::parse(&joined.node) {
                                 let _ = node.connect(&name).await;
                             }
                         }
@@ -171,23 +170,6 @@ async fn follow(
             },
         }
     }
-}
-
-/// The node named in a `{beacon_event, {registered, #{node := N}}}` push.
-fn registered_node(msg: &Term) -> Option<String> {
-    let [tag, ev] = term::as_tuple(msg)? else {
-        return None;
-    };
-    if term::as_atom(tag) != Some("beacon_event") {
-        return None;
-    }
-    let [kind, entry] = term::as_tuple(ev)? else {
-        return None;
-    };
-    if term::as_atom(kind) != Some("registered") {
-        return None;
-    }
-    term::as_atom(crate::beacon::wire::map_get(entry, "node")?).map(str::to_owned)
 }
 
 async fn connect_all(node: &Node, client: &BeaconClient) {

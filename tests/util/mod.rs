@@ -176,22 +176,14 @@ impl Proc {
 
     /// Takes the piped stdout as a line reader (for waiting on a line under a deadline).
     pub fn stdout_lines(&mut self) -> tokio::sync::mpsc::Receiver<String> {
-        let out = self
-            .0
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("stdout piped");
-        lines_of(out)
+        let child = self.0.as_mut().expect("process running");
+        lines_of(child.stdout.take().expect("stdout piped"))
     }
 
     /// Takes the piped stderr as a line reader.
     pub fn stderr_lines(&mut self) -> tokio::sync::mpsc::Receiver<String> {
-        let err = self
-            .0
-            .as_mut()
-            .and_then(|c| c.stderr.take())
-            .expect("stderr piped");
-        lines_of(err)
+        let child = self.0.as_mut().expect("process running");
+        lines_of(child.stderr.take().expect("stderr piped"))
     }
 
     /// Sends a signal to the process by pid.
