@@ -220,15 +220,9 @@ async fn mesh_wait(args: &Args) {
                 let visible = |info: &Term| term::map_get(info, "type") == Some(&atom("visible"));
                 match term::as_tuple(&msg) {
                     Some([tag, Term::List(members)]) if term::as_atom(tag) == Some("snapshot") => {
-                        for m in &members.elements {
-                            if let Term::Map(map) = m {
-                                if visible(m) {
-                                    if let Some(n) =
-                                        map.map.get(&atom("node")).and_then(term::as_atom)
-                                    {
-                                        peers.insert(n.to_owned());
-                                    }
-                                }
+                        for m in members.elements.iter().filter(|m| visible(m)) {
+                            if let Some(n) = term::map_get(m, "node").and_then(term::as_atom) {
+                                peers.insert(n.to_owned());
                             }
                         }
                     }
