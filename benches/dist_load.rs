@@ -13,74 +13,68 @@
 
 use std::time::{Duration, Instant};
 
-use cluster::dist::term::{self, atom, tuple};
+use clap::{Parser, ValueEnum};
+use cluster::dist::builtin::cluster_events::{ClusterEvent, Subscription};
+use cluster::dist::term::{atom, int, tuple, Term};
 use cluster::dist::{Cookie, Dest, Node, NodeConfig, NodeName};
-use eetf::Term;
 
 const COOKIE: &str = "bench";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Serve `sink` and `echo`.
+    Receiver,
+    /// Send COUNT 64-byte messages to the target's `sink`.
+    Throughput,
+    /// COUNT round trips through the target's `echo`.
+    Pingpong,
+    /// Wait until every node listed in the TARGET file sees COUNT visible peers.
+    MeshWait,
+    /// The kernel's floor: echo 64-byte blocks on a loopback port (printed as `ready PORT`).
+    RawEcho,
+    /// Round trips of 64-byte blocks against `raw-echo` (TARGET is its port).
+    RawPingpong,
+}
+
+/// Distribution load generator.
+#[derive(Debug, Parser)]
 struct Args {
-    mode: String,
+    /// What to run.
+    #[arg(value_enum)]
+    mode: Mode,
+    /// This node's name.
+    #[arg(long, default_value = "")]
     name: String,
+    /// The peer node (or a file, or a port, depending on the mode).
+    #[arg(long)]
     target: Option<String>,
+    /// How many messages or round trips.
+    #[arg(long, default_value_t = 100_000)]
     count: usize,
+    /// The port mapper's port.
+    #[arg(long, default_value_t = 4369)]
     epmd_port: u16,
-}
-
-fn parse_args() -> Args {
-    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    let mode = args.next().unwrap_or_else(|| usage());
-    let mut out = Args {
-        mode,
-        name: String::new(),
-        target: None,
-        count: 100_000,
-        epmd_port: 4369,
-    };
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_else(|| usage());
-        match flag.as_str() {
-            "--name" => out.name = value,
-            "--target" => out.target = Some(value),
-            "--count" => out.count = value.parse().unwrap_or_else(|_| usage()),
-            "--epmd-port" => out.epmd_port = value.parse().unwrap_or_else(|_| usage()),
-            _ => usage(),
-        }
-    }
-    if out.name.is_empty() && !out.mode.starts_with("raw-") {
-        usage();
-    }
-    out
-}
-
-fn usage() -> ! {
-    eprintln!(
-        "usage: dist_load receiver|throughput|pingpong|raw-echo|raw-pingpong --name N [--target T] [--count C] [--epmd-port P]"
-    );
-    std::process::exit(2)
+    /// Runtime worker threads (1 = current-thread) [default: env DIST_LOAD_THREADS, else 2].
+    #[arg(long, env = "DIST_LOAD_THREADS", default_value_t = 2)]
+    threads: usize,
 }
 
 fn main() {
-    let args = parse_args();
-    // The kernel's floor: plain blocking sockets, no protocol, no runtime.
-    match args.mode.as_str() {
-        "raw-echo" => return raw_echo(),
-        "raw-pingpong" => return raw_pingpong(&args),
+    // `cargo bench` passes `--bench`; it is not ours.
+    let argv = std::env::args().filter(|a| a != "--bench");
+    let args = Args::parse_from(argv);
+    match args.mode {
+        Mode::RawEcho => return raw_echo(),
+        Mode::RawPingpong => return raw_pingpong(&args),
         _ => {}
     }
-    // DIST_LOAD_THREADS=1 runs a current-thread runtime; otherwise two workers, the same as
-    // the two schedulers BEAM starts on this 2-core machine.
-    let threads: usize = std::env::var("DIST_LOAD_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let rt = if threads <= 1 {
+    let rt = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+            .worker_threads(args.threads)
             .enable_all()
             .build()
     }
@@ -90,19 +84,18 @@ fn main() {
 
 async fn start(args: &Args, listen: bool) -> Node {
     let name = NodeName::parse(&args.name).expect("node name");
-    let mut cfg = NodeConfig::new(name, Cookie::new(COOKIE));
-    cfg.epmd_port = args.epmd_port;
+    let mut cfg = NodeConfig::new(name, Cookie::new(COOKIE)).with_epmd_port(args.epmd_port);
     cfg.listen = listen;
     Node::start(cfg).await.expect("node starts")
 }
 
 async fn run(args: Args) {
-    match args.mode.as_str() {
-        "receiver" => receiver(&args).await,
-        "throughput" => throughput(&args).await,
-        "pingpong" => pingpong(&args).await,
-        "mesh-wait" => mesh_wait(&args).await,
-        _ => usage(),
+    match args.mode {
+        Mode::Receiver => receiver(&args).await,
+        Mode::Throughput => throughput(&args).await,
+        Mode::Pingpong => pingpong(&args).await,
+        Mode::MeshWait => mesh_wait(&args).await,
+        Mode::RawEcho | Mode::RawPingpong => unreachable!("handled before the runtime starts"),
     }
 }
 
@@ -112,32 +105,31 @@ async fn receiver(args: &Args) {
     let mut echo = node.register("echo").expect("echo");
     tokio::spawn(async move {
         while let Some(msg) = echo.recv().await {
-            if let Some([Term::Pid(from), m]) = term::as_tuple(&msg) {
-                let _ = echo.send(&Dest::Pid(from.clone()), m.clone()).await;
+            if let Some([Term::Pid(from), m]) = msg.as_tuple() {
+                let _ = echo.send(&Dest::Pid(from.clone()), m.clone());
             }
         }
     });
     println!("ready");
     loop {
         let Some(msg) = sink.recv().await else { return };
-        let Some([tag, Term::Pid(from), n]) = term::as_tuple(&msg) else {
+        let Some([tag, Term::Pid(from), n]) = msg.as_tuple() else {
             continue;
         };
-        if term::as_atom(tag) != Some("start") {
+        if !tag.is_atom("start") {
             continue;
         }
-        let n = term::as_int(n).unwrap_or(0);
+        let n = n.as_int().unwrap_or(0);
         let from = from.clone();
         for _ in 0..n {
             if sink.recv().await.is_none() {
                 return;
             }
         }
-        let _ = sink.send(&Dest::Pid(from), atom("done")).await;
+        let _ = sink.send(&Dest::Pid(from), atom("done"));
     }
 }
 
-/// Echoes 64-byte blocks on a loopback port printed as `ready PORT`.
 fn raw_echo() {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -150,14 +142,13 @@ fn raw_echo() {
     }
 }
 
-/// Round trips of 64-byte blocks against `raw-echo` (`--target` is its port).
 fn raw_pingpong(args: &Args) {
     use std::io::{Read, Write};
     let port: u16 = args
         .target
         .as_deref()
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| usage());
+        .expect("--target PORT");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_nodelay(true).expect("nodelay");
     let mut buf = [0u8; 64];
@@ -184,8 +175,6 @@ fn print_rtts(what: &str, mut rtts: Vec<Duration>) {
     );
 }
 
-/// Waits until every node in `--target FILE` (one name per line) sees `--count` visible peers,
-/// following each node's `cluster_events`; prints how long that took from this mode's start.
 async fn mesh_wait(args: &Args) {
     let started = Instant::now();
     let list =
@@ -194,11 +183,11 @@ async fn mesh_wait(args: &Args) {
         .lines()
         .map(|l| NodeName::parse(l.trim()).expect("name"))
         .collect();
-    let mut cfg = NodeConfig::hidden_client(
+    let cfg = NodeConfig::hidden_client(
         NodeName::parse(&args.name).expect("name"),
         Cookie::new(COOKIE),
-    );
-    cfg.epmd_port = args.epmd_port;
+    )
+    .with_epmd_port(args.epmd_port);
     let node = Node::start(cfg).await.expect("node");
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, usize)>(1024);
     for (i, target) in targets.iter().enumerate() {
@@ -206,39 +195,37 @@ async fn mesh_wait(args: &Args) {
         let target = target.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let mut me = node.spawn_mailbox();
-            let dest = Dest::name("cluster_events", &target);
-            while me
-                .send(&dest, tuple(vec![atom("subscribe"), term::pid(me.pid())]))
-                .await
-                .is_err()
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let mut peers = std::collections::BTreeSet::new();
-            while let Some(msg) = me.recv().await {
-                let visible = |info: &Term| term::map_get(info, "type") == Some(&atom("visible"));
-                match term::as_tuple(&msg) {
-                    Some([tag, Term::List(members)]) if term::as_atom(tag) == Some("snapshot") => {
-                        for m in members.elements.iter().filter(|m| visible(m)) {
-                            if let Some(n) = term::map_get(m, "node").and_then(term::as_atom) {
-                                peers.insert(n.to_owned());
-                            }
-                        }
-                    }
-                    Some([tag, n, info]) => match (term::as_atom(tag), term::as_atom(n)) {
-                        (Some("nodeup"), Some(n)) if visible(info) => {
-                            peers.insert(n.to_owned());
-                        }
-                        (Some("nodedown"), Some(n)) => {
-                            peers.remove(n);
-                        }
-                        _ => {}
-                    },
-                    _ => {}
+            let (mut sub, members) = loop {
+                match Subscription::start(&node, &target, Duration::from_secs(10)).await {
+                    Ok(s) => break s,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
+            };
+            let mut peers: std::collections::BTreeSet<String> = members
+                .into_iter()
+                .filter(|m| m.kind == "visible")
+                .map(|m| m.node)
+                .collect();
+            loop {
                 if tx.send((i, peers.len())).await.is_err() {
                     return;
+                }
+                match sub.next().await {
+                    Some(ClusterEvent::NodeUp { node, kind }) if kind == "visible" => {
+                        peers.insert(node);
+                    }
+                    Some(ClusterEvent::NodeDown { node, .. }) => {
+                        peers.remove(&node);
+                    }
+                    Some(ClusterEvent::Snapshot(m)) => {
+                        peers = m
+                            .into_iter()
+                            .filter(|m| m.kind == "visible")
+                            .map(|m| m.node)
+                            .collect();
+                    }
+                    Some(_) => {}
+                    None => return,
                 }
             }
         });
@@ -256,7 +243,7 @@ async fn mesh_wait(args: &Args) {
 }
 
 fn payload() -> Term {
-    Term::from(eetf::Binary::from(vec![0u8; 64]))
+    Term::Binary(vec![0u8; 64].into())
 }
 
 async fn throughput(args: &Args) {
@@ -269,17 +256,12 @@ async fn throughput(args: &Args) {
     let started = Instant::now();
     me.send(
         &sink,
-        tuple(vec![
-            atom("start"),
-            term::pid(me.pid()),
-            term::int(n as i32),
-        ]),
+        tuple(vec![atom("start"), Term::Pid(me.pid()), int(n as i64)]),
     )
-    .await
     .expect("send");
     let msg = payload();
     for _ in 0..n {
-        me.send(&sink, msg.clone()).await.expect("send");
+        me.send_wait(&sink, msg.clone()).await.expect("send");
     }
     let done = tokio::time::timeout(Duration::from_secs(300), me.recv()).await;
     let elapsed = started.elapsed();
@@ -298,11 +280,11 @@ async fn pingpong(args: &Args) {
     let mut me = node.spawn_mailbox();
     let echo = Dest::name("echo", &target);
     node.connect(&target).await.expect("connect");
-    let msg = tuple(vec![term::pid(me.pid()), payload()]);
+    let msg = tuple(vec![Term::Pid(me.pid()), payload()]);
     let mut rtts = Vec::with_capacity(args.count);
     for i in 0..args.count + 1000 {
         let t = Instant::now();
-        me.send(&echo, msg.clone()).await.expect("send");
+        me.send(&echo, msg.clone()).expect("send");
         me.recv().await.expect("echo");
         if i >= 1000 {
             rtts.push(t.elapsed());

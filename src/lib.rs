@@ -1,13 +1,14 @@
 //! `cluster`: Erlang-style clustering for game servers, wire-compatible with Erlang/OTP.
 //!
-//! The crate is both the library behind the `cluster` binary and a toolkit of its own:
+//! The crate is the library behind the `cluster` binary and a toolkit of its own:
 //! - [`epmd`]: the port mapper, speaking the real EPMD protocol;
+//! - [`net`]: the transport seam (TCP with EPMD, in-memory for tests) and the guard in front
+//!   of listeners;
 //! - [`dist`]: the Erlang distribution protocol and the node runtime (names, cookies,
-//!   handshake, connections with ticks, mailboxes, gen_call, monitors);
+//!   handshake, connections with ticks, processes, links, monitors, gen_call, `sys`);
 //! - [`beacon`]: the registry of roles, byte-compatible with the seed's Elixir beacon;
 //! - [`roles`]: what a role node does (register, wait for providers, keep the mesh);
-//! - [`config`]: `roles.toml` and cookie resolution;
-//! - [`cli`]: the subcommands of the `cluster` binary.
+//! - [`config`]: `roles.toml` and cookie resolution.
 //!
 //! `DESIGN.md` (in the project's shared folder) describes the architecture and the wire facts
 //! that the protocol code follows.
@@ -15,8 +16,13 @@
 #![warn(missing_docs)]
 
 pub mod beacon;
-pub mod cli;
 pub mod config;
 pub mod dist;
 pub mod epmd;
+pub mod net;
 pub mod roles;
+
+pub use dist::{
+    Atom, Call, CallError, ConnectError, Cookie, Ctx, Dest, Flow, From, Mailbox, Node, NodeConfig,
+    NodeError, NodeEvent, NodeName, Pid, Process, Ref, SendError, Term,
+};

@@ -1,5 +1,7 @@
-//! The `cluster` binary: everything lives in the library's `cli` module.
+//! The `cluster` binary: the command line in [`cli`], on top of the `cluster` library.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    cluster::cli::main()
+    cli::main()
 }

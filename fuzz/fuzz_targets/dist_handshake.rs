@@ -2,8 +2,9 @@
 //! return a value or an error, never panic, whatever a peer sends.
 #![no_main]
 
-use cluster::dist::handshake::{Acceptor, Initiator, LocalInfo, Status};
-use cluster::dist::{flags, Cookie, NodeName};
+use cluster::dist::proto::flags;
+use cluster::dist::proto::handshake::{Acceptor, Initiator, LocalInfo, Status};
+use cluster::dist::{Cookie, NodeName};
 use libfuzzer_sys::fuzz_target;
 
 fn local(name: &str) -> LocalInfo {

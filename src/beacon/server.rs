@@ -1,21 +1,28 @@
 //! The beacon process: registered as `beacon` and as `'Elixir.BeaconServer.Beacon'` (so an
 //! Elixir node written for seed 000 calls it unchanged), it answers the wire contract in
-//! [`super::wire`] from the pure [`BeaconState`], marks nodes offline on nodedown, and pushes
-//! every change to subscribers.
+//! [`super::wire`] from the pure [`BeaconState`] and pushes every change to subscribers.
+//!
+//! Node events arrive in its mailbox in order with the messages around them, each naming its
+//! connection, and a registration is tied to the connection it came over, so a late nodedown
+//! can never undo a newer registration. Once a second it reconciles the table with the live
+//! connections as well. It never waits on a peer: replies and pushes are queued without
+//! waiting, a slow subscriber is skipped and resynced, and connecting to a node registered on
+//! its behalf happens in a background task that reports back.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eetf::{Pid, Term};
-use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
-use super::state::{BeaconState, Change, Status};
+use super::state::{BeaconState, Change, Registration, Status};
 use super::wire::{self, Request};
-use crate::dist::term::{self, atom, tuple};
-use crate::dist::{parse_gen_call, Dest, Mailbox, Node, NodeEvent};
+use crate::dist::term::{atom, list, map, tuple, Term};
+use crate::dist::{Call, Ctx, Flow, From, Node, NodeEvent, NodeName, Process, Subscribers};
 
 /// The beacon's registered names.
 pub const NAMES: [&str; 2] = ["beacon", "Elixir.BeaconServer.Beacon"];
+/// How often the table is reconciled with the live connections.
+const RECONCILE: Duration = Duration::from_secs(1);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -24,139 +31,211 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Registers the beacon process on `node` and runs it until the node stops. Returns `false`
-/// if the names are already taken.
+/// Starts the beacon on `node` (restarted if it is killed). Returns `false` if the names are
+/// already taken.
 pub fn start(node: &Node) -> bool {
-    let Some(mb) = node.register(NAMES[0]) else {
-        return false;
-    };
-    if !node.register_alias(&mb, NAMES[1]) {
+    if NAMES.iter().any(|n| node.is_registered(n)) {
         return false;
     }
-    let events = node.monitor_nodes();
-    tokio::spawn(serve(mb, events));
+    node.spawn_permanent(&NAMES, Beacon::default);
     true
 }
 
-struct Beacon {
-    mb: Mailbox,
+/// The beacon process.
+#[derive(Default)]
+pub struct Beacon {
     state: BeaconState,
-    subscribers: Vec<Pid>,
+    subscribers: Subscribers,
 }
 
 impl Beacon {
-    async fn push(&mut self, change: &Change) {
-        let msg = wire::change_term(change);
-        let mut alive = Vec::with_capacity(self.subscribers.len());
-        for pid in std::mem::take(&mut self.subscribers) {
-            if self
-                .mb
-                .send(&Dest::Pid(pid.clone()), msg.clone())
-                .await
-                .is_ok()
+    fn push(&mut self, ctx: &Ctx<'_>, change: &Change) {
+        match change {
+            Change::Offline { node, reason } => {
+                warn!(%node, %reason, "registered node went offline")
+            }
+            Change::Registered(e) if e.status == Status::Online => {
+                debug!(node = %e.registration.node, "online")
+            }
+            Change::Registered(_) => {}
+        }
+        self.subscribers
+            .push(ctx, &wire::change_term(change), &wire::resync_term());
+    }
+
+    fn register(&mut self, ctx: &Ctx<'_>, r: Registration) {
+        let me = ctx.node().name().to_string();
+        let target = NodeName::parse(&r.node).ok();
+        let connection = target.as_ref().and_then(|n| ctx.node().connection_id(n));
+        let is_new = self.state.get(&r.node).map(|e| &e.registration) != Some(&r);
+        if is_new {
+            info!(node = %r.node, resource = %r.resource, requirements = ?r.requirements, "registered");
+        } else {
+            debug!(node = %r.node, "registered again");
+        }
+        let change = if r.node == me {
+            self.state.register_self(r, now_ms())
+        } else {
+            let pending = connection.is_none();
+            let node_name = r.node.clone();
+            let change = self.state.register(r, connection, now_ms());
+            if pending {
+                self.connect_on_behalf(ctx, &node_name, target);
+            }
+            change
+        };
+        self.push(ctx, &change);
+    }
+
+    /// A registration for a node that is not connected: connect to it in the background and
+    /// hear back through the mailbox (nodeup, or `{connect_failed, Node, Reason}`).
+    fn connect_on_behalf(&mut self, ctx: &Ctx<'_>, node_name: &str, target: Option<NodeName>) {
+        let Some(target) = target else {
+            if let Some(c) = self
+                .state
+                .connect_failed(node_name, "invalid_node_name", now_ms())
             {
-                alive.push(pid);
+                self.push(ctx, &c);
             }
-        }
-        self.subscribers = alive;
+            return;
+        };
+        let node = ctx.node().clone();
+        let me = ctx.me();
+        ctx.spawn(async move {
+            if let Err(e) = node.connect(&target).await {
+                me.post(tuple(vec![
+                    atom("connect_failed"),
+                    atom(target.as_str()),
+                    crate::dist::term::binary(e.to_string()),
+                ]));
+            }
+        });
     }
 
-    async fn handle(&mut self, request: Request) -> Term {
-        match request {
-            Request::Register(r) => {
-                info!(node = %r.node, resource = %r.resource, requirements = ?r.requirements, "registered");
-                let change = self.state.register(r, now_ms());
-                self.push(&change).await;
-                atom("ok")
-            }
-            Request::GetRequirements(n) => wire::offer_reply(self.state.offer(&n)),
-            Request::GetNodes => term::list(self.state.nodes().map(wire::entry_term).collect()),
-            Request::Subscribe(pid) => {
-                if !self.subscribers.contains(&pid) {
-                    self.subscribers.push(pid);
-                }
-                atom("ok")
-            }
-        }
-    }
-
-    async fn node_down(&mut self, node: &str, reason: &str) {
-        // Subscribers on that node can hear nothing more.
-        self.subscribers.retain(|p| p.node.name != node);
-        if let Some(change) = self.state.node_down(node, reason, now_ms()) {
-            warn!(%node, %reason, "registered node went offline");
-            self.push(&change).await;
-        }
-    }
-
-    /// After missing node events, mark offline whatever is no longer connected.
-    async fn reconcile(&mut self) {
-        let node = self.mb.node().clone();
-        let connected = node.connected(true);
-        let gone: Vec<String> = self
-            .state
-            .nodes()
-            .filter(|e| e.status == Status::Online)
-            .map(|e| e.registration.node.clone())
-            .filter(|n| n != node.name().as_str() && !connected.iter().any(|c| c.as_str() == n))
+    fn reconcile(&mut self, ctx: &Ctx<'_>) {
+        let live: HashMap<String, u64> = ctx
+            .node()
+            .connection_ids()
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c))
             .collect();
-        for n in gone {
-            self.node_down(&n, "noconnection").await;
+        for c in self.state.reconcile(&live, now_ms()) {
+            self.push(ctx, &c);
         }
+        self.subscribers.catch_up(ctx, &wire::resync_term());
     }
 }
 
-async fn serve(mb: Mailbox, mut events: tokio::sync::broadcast::Receiver<NodeEvent>) {
-    let node = mb.node().clone();
-    let mut state = BeaconState::new();
-    // The beacon lists itself, so the cluster-wide view shows every node, the beacon included.
-    state.register(
-        super::state::Registration {
-            node: node.name().to_string(),
-            module: "beacon".into(),
-            resource: "beacon".into(),
-            requirements: Vec::new(),
-        },
-        now_ms(),
-    );
-    let mut beacon = Beacon {
-        mb,
-        state,
-        subscribers: Vec::new(),
-    };
-    info!(node = %node.name(), "beacon ready");
-    loop {
-        tokio::select! {
-            _ = node.stopped() => return,
-            msg = beacon.mb.recv() => {
-                let Some(msg) = msg else { return };
-                if let Some((from, req)) = parse_gen_call(&msg) {
-                    let reply = match Request::parse(req) {
-                        Ok(request) => beacon.handle(request).await,
-                        Err(e) => {
-                            warn!(caller = %from.pid.node.name, "bad beacon request: {e}");
-                            tuple(vec![atom("error"), tuple(vec![atom("badarg"), Term::from(eetf::ByteList::from(e.0.as_str()))])])
-                        }
-                    };
-                    if let Err(e) = node.reply(&from, reply).await {
-                        debug!("beacon reply failed: {e}");
+impl Process for Beacon {
+    fn name(&self) -> String {
+        "beacon".into()
+    }
+
+    fn init(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.monitor_nodes(true);
+        // The beacon lists itself, so the cluster-wide view shows every node.
+        self.state.register_self(
+            Registration {
+                node: ctx.node().name().to_string(),
+                module: "beacon".into(),
+                resource: "beacon".into(),
+                requirements: Vec::new(),
+            },
+            now_ms(),
+        );
+        ctx.send_after(RECONCILE, atom("reconcile"));
+        info!(node = %ctx.node().name(), "beacon ready");
+    }
+
+    fn handle_call(&mut self, ctx: &mut Ctx<'_>, from: &From, request: Term) -> Call {
+        let request = match Request::parse(&request) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(caller = %from.pid.node, "bad beacon request: {e}");
+                return Call::Reply(e.to_term());
+            }
+        };
+        Call::Reply(match request {
+            Request::Register(r) => {
+                self.register(ctx, r);
+                atom("ok")
+            }
+            Request::GetRequirements(n) => wire::offer_reply(self.state.offer(&n)),
+            Request::GetNodes => list(self.state.nodes().map(wire::entry_term).collect()),
+            Request::Subscribe(pid) => {
+                self.subscribers.add(pid);
+                atom("ok")
+            }
+            Request::Forget(n) => match self.state.get(&n).map(|e| e.status) {
+                None => tuple(vec![atom("error"), atom("not_found")]),
+                Some(Status::Online) => tuple(vec![atom("error"), atom("online")]),
+                Some(Status::Offline) => {
+                    self.state.forget(&n);
+                    info!(node = %n, "forgotten");
+                    atom("ok")
+                }
+            },
+        })
+    }
+
+    fn handle_info(&mut self, ctx: &mut Ctx<'_>, msg: Term) -> Flow {
+        if let Some(ev) = NodeEvent::from_term(&msg) {
+            match ev {
+                NodeEvent::Up {
+                    node, connection, ..
+                } => {
+                    if let Some(c) = self.state.node_up(node.as_str(), connection, now_ms()) {
+                        self.push(ctx, &c);
                     }
-                } else if let Ok(Request::Subscribe(pid)) = Request::parse(&msg) {
-                    // Also accepted as a plain message, like cluster_events.
-                    beacon.handle(Request::Subscribe(pid)).await;
-                } else {
-                    debug!("beacon: ignoring {msg}");
+                }
+                NodeEvent::Down {
+                    node,
+                    connection,
+                    reason,
+                    ..
+                } => {
+                    // Subscribers on that node can hear nothing more.
+                    self.subscribers.remove_node(node.as_str());
+                    if let Some(c) =
+                        self.state
+                            .node_down(node.as_str(), connection, &reason, now_ms())
+                    {
+                        self.push(ctx, &c);
+                    }
                 }
             }
-            ev = events.recv() => match ev {
-                Ok(NodeEvent::Down { node: n, reason, .. }) => beacon.node_down(n.as_str(), &reason).await,
-                Ok(NodeEvent::Up { .. }) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    warn!("beacon missed {missed} node events; reconciling with live connections");
-                    beacon.reconcile().await;
-                }
-                Err(RecvError::Closed) => return,
-            },
+            return Flow::Continue;
         }
+        if msg.is_atom("reconcile") {
+            self.reconcile(ctx);
+            ctx.send_after(RECONCILE, atom("reconcile"));
+            return Flow::Continue;
+        }
+        match msg.as_tuple() {
+            Some([k, node, why]) if k.is_atom("connect_failed") => {
+                if let Some(n) = node.as_atom() {
+                    let reason = format!("unreachable: {}", why.as_text().unwrap_or_default());
+                    if let Some(c) = self.state.connect_failed(n, &reason, now_ms()) {
+                        self.push(ctx, &c);
+                    }
+                }
+            }
+            // Also accepted as a plain message, like cluster_events.
+            Some([k, Term::Pid(pid)]) if k.is_atom("subscribe") => {
+                self.subscribers.add(pid.clone())
+            }
+            _ => debug!("beacon: ignoring {msg:?}"),
+        }
+        Flow::Continue
+    }
+
+    fn state(&self) -> Term {
+        map(vec![
+            (
+                "nodes",
+                list(self.state.nodes().map(wire::entry_term).collect()),
+            ),
+            ("subscribers", Term::from(self.subscribers.len() as u64)),
+        ])
     }
 }

@@ -1,12 +1,27 @@
 //! The beacon's registry as a pure state machine (seed 000's `%{nodes, requirements,
-//! resources}`), with none of the seed's bugs: a node that registers again replaces its own
-//! entries, only online providers are offered, and a nodedown for a node that never
-//! registered is ignored instead of crashing.
+//! resources}`), with none of the seed's bugs and one promise: **a node is online exactly while
+//! it is connected.**
 //!
-//! Every method just changes the state and says what changed; the server turns changes into
-//! replies and pushes.
+//! - Every entry remembers the connection it is online through ([`ConnId`]). A nodedown
+//!   carries the id of the connection it ends, and one for an older connection than the
+//!   entry's never takes a newer registration offline, whatever order the two arrive in.
+//! - A registration for a node that is not connected (another node registering on its
+//!   behalf, as seed clients may) is held as `offline (connecting)` until the node connects.
+//! - [`BeaconState::reconcile`] compares the table with the live connections and corrects it,
+//!   so no lost or reordered event can leave it wrong for long.
+//! - Providers are indexed by resource, so an offer costs what it returns, not the size of the
+//!   registry.
+//!
+//! Methods only change the state and say what changed; the server turns changes into replies
+//! and pushes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Identifies one connection; later connections have larger ids.
+pub type ConnId = u64;
+
+/// The reason shown while the beacon connects to a node registered on its behalf.
+pub const CONNECTING: &str = "connecting";
 
 /// What a node tells the beacon: `{Node, Module, Resource, [Requirement]}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +41,7 @@ pub struct Registration {
 pub enum Status {
     /// Registered and connected.
     Online,
-    /// Registered, then went down.
+    /// Registered, not connected.
     Offline,
 }
 
@@ -49,12 +64,14 @@ pub struct Entry {
     pub status: Status,
     /// When it entered that status (milliseconds since the Unix epoch).
     pub since_ms: u64,
-    /// Why it went offline.
+    /// Why it is offline.
     pub reason: Option<String>,
+    /// The connection it is online through (`None` for the beacon itself, and while offline).
+    pub connection: Option<ConnId>,
 }
 
 /// A provider offered for a requirement: seed 000's `%{module, name, node}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Provider {
     /// The provider's module.
     pub module: String,
@@ -67,7 +84,7 @@ pub struct Provider {
 /// What a state change was, for subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A node registered (or registered again).
+    /// A node registered (or registered again, or came online).
     Registered(Entry),
     /// A registered node went offline.
     Offline {
@@ -82,6 +99,10 @@ pub enum Change {
 #[derive(Debug, Default, Clone)]
 pub struct BeaconState {
     nodes: BTreeMap<String, Entry>,
+    /// Online nodes by the resource they provide.
+    online: HashMap<String, BTreeSet<String>>,
+    /// The beacon's own node: always online, never reconciled.
+    me: Option<String>,
 }
 
 impl BeaconState {
@@ -90,49 +111,196 @@ impl BeaconState {
         Self::default()
     }
 
-    /// Records a registration, replacing the node's earlier one, and marks it online.
-    pub fn register(&mut self, registration: Registration, now_ms: u64) -> Change {
+    fn index_remove(&mut self, node: &str) {
+        if let Some(e) = self.nodes.get(node) {
+            if e.status == Status::Online {
+                let r = e.registration.resource.clone();
+                if let Some(set) = self.online.get_mut(&r) {
+                    set.remove(node);
+                    if set.is_empty() {
+                        self.online.remove(&r);
+                    }
+                }
+            }
+        }
+    }
+
+    fn index_add(&mut self, node: &str) {
+        if let Some(e) = self.nodes.get(node) {
+            if e.status == Status::Online {
+                self.online
+                    .entry(e.registration.resource.clone())
+                    .or_default()
+                    .insert(node.to_owned());
+            }
+        }
+    }
+
+    /// Registers the beacon itself, online for good.
+    pub fn register_self(&mut self, registration: Registration, now_ms: u64) -> Change {
+        self.me = Some(registration.node.clone());
+        self.register(registration, None, now_ms)
+    }
+
+    /// Records a registration, replacing the node's earlier one. With the connection it came
+    /// over (or the node's live connection) it is online; without one it waits, offline, for
+    /// the node to connect.
+    pub fn register(
+        &mut self,
+        registration: Registration,
+        connection: Option<ConnId>,
+        now_ms: u64,
+    ) -> Change {
+        let node = registration.node.clone();
+        self.index_remove(&node);
+        let is_me = self.me.as_deref() == Some(node.as_str());
+        let online = connection.is_some() || is_me;
         let entry = Entry {
             registration,
-            status: Status::Online,
+            status: if online {
+                Status::Online
+            } else {
+                Status::Offline
+            },
             since_ms: now_ms,
-            reason: None,
+            reason: (!online).then(|| CONNECTING.to_owned()),
+            connection,
         };
-        self.nodes
-            .insert(entry.registration.node.clone(), entry.clone());
+        self.nodes.insert(node.clone(), entry.clone());
+        self.index_add(&node);
         Change::Registered(entry)
     }
 
-    /// Marks a registered node offline. Unknown or already offline nodes change nothing.
-    pub fn node_down(&mut self, node: &str, reason: &str, now_ms: u64) -> Option<Change> {
-        let entry = self.nodes.get_mut(node)?;
-        if entry.status == Status::Offline {
+    /// `node` connected over `connection`: a registration waiting for it comes online, and an
+    /// online entry follows a replacement connection.
+    pub fn node_up(&mut self, node: &str, connection: ConnId, now_ms: u64) -> Option<Change> {
+        let e = self.nodes.get_mut(node)?;
+        match e.status {
+            Status::Offline if e.reason.as_deref() == Some(CONNECTING) => {
+                e.status = Status::Online;
+                e.since_ms = now_ms;
+                e.reason = None;
+                e.connection = Some(connection);
+                let e = e.clone();
+                self.index_add(node);
+                Some(Change::Registered(e))
+            }
+            Status::Online if e.connection.is_some_and(|c| c < connection) => {
+                e.connection = Some(connection);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The connection `connection` to `node` ended. It takes the node offline only if the node
+    /// is online through that connection or an older one.
+    pub fn node_down(
+        &mut self,
+        node: &str,
+        connection: ConnId,
+        reason: &str,
+        now_ms: u64,
+    ) -> Option<Change> {
+        let e = self.nodes.get(node)?;
+        if e.status != Status::Online || !e.connection.is_some_and(|c| c <= connection) {
             return None;
         }
-        entry.status = Status::Offline;
-        entry.since_ms = now_ms;
-        entry.reason = Some(reason.to_owned());
+        self.take_offline(node, reason, now_ms)
+    }
+
+    /// A registration waiting for its node's connection gave up (the node is unreachable).
+    pub fn connect_failed(&mut self, node: &str, reason: &str, now_ms: u64) -> Option<Change> {
+        let e = self.nodes.get_mut(node)?;
+        if e.status != Status::Offline || e.reason.as_deref() != Some(CONNECTING) {
+            return None;
+        }
+        e.reason = Some(reason.to_owned());
+        e.since_ms = now_ms;
         Some(Change::Offline {
             node: node.to_owned(),
             reason: reason.to_owned(),
         })
     }
 
-    /// The online providers of `node`'s requirements; `None` if `node` never registered.
+    fn take_offline(&mut self, node: &str, reason: &str, now_ms: u64) -> Option<Change> {
+        self.index_remove(node);
+        let e = self.nodes.get_mut(node)?;
+        e.status = Status::Offline;
+        e.since_ms = now_ms;
+        e.reason = Some(reason.to_owned());
+        e.connection = None;
+        Some(Change::Offline {
+            node: node.to_owned(),
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// Corrects the table against the live connections (`node → connection id`): an online
+    /// node that is not connected goes offline (`noconnection`); one connected through a
+    /// newer connection follows it; a registration waiting for a node that is now connected
+    /// comes online.
+    pub fn reconcile(&mut self, live: &HashMap<String, ConnId>, now_ms: u64) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for n in names {
+            if self.me.as_deref() == Some(n.as_str()) {
+                continue;
+            }
+            let Some(e) = self.nodes.get(&n) else {
+                continue;
+            };
+            match (e.status, live.get(&n)) {
+                (Status::Online, None) => {
+                    changes.extend(self.take_offline(&n, "noconnection", now_ms));
+                }
+                (Status::Online, Some(&c)) => {
+                    if e.connection.is_some_and(|old| old < c) {
+                        if let Some(e) = self.nodes.get_mut(&n) {
+                            e.connection = Some(c);
+                        }
+                    }
+                }
+                (Status::Offline, Some(&c)) if e.reason.as_deref() == Some(CONNECTING) => {
+                    changes.extend(self.node_up(&n, c, now_ms));
+                }
+                (Status::Offline, _) => {}
+            }
+        }
+        changes
+    }
+
+    /// Removes an offline node's entry; false if it is online or unknown.
+    pub fn forget(&mut self, node: &str) -> bool {
+        match self.nodes.get(node) {
+            Some(e) if e.status == Status::Offline => {
+                self.nodes.remove(node);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The online providers of `node`'s requirements, sorted by resource then node; `None` if
+    /// `node` never registered. Costs what it returns.
     pub fn offer(&self, node: &str) -> Option<Vec<Provider>> {
         let wanted = &self.nodes.get(node)?.registration.requirements;
-        Some(
-            self.nodes
-                .values()
-                .filter(|e| e.status == Status::Online)
-                .filter(|e| wanted.contains(&e.registration.resource))
-                .map(|e| Provider {
-                    module: e.registration.module.clone(),
-                    name: e.registration.resource.clone(),
-                    node: e.registration.node.clone(),
-                })
-                .collect(),
-        )
+        let mut out = Vec::new();
+        for resource in wanted {
+            let Some(set) = self.online.get(resource) else {
+                continue;
+            };
+            for n in set {
+                if let Some(e) = self.nodes.get(n) {
+                    out.push(Provider {
+                        module: e.registration.module.clone(),
+                        name: e.registration.resource.clone(),
+                        node: n.clone(),
+                    });
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Every node, in name order.
@@ -143,6 +311,16 @@ impl BeaconState {
     /// One node's entry.
     pub fn get(&self, node: &str) -> Option<&Entry> {
         self.nodes.get(node)
+    }
+
+    /// How many nodes are registered.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 }
 
@@ -159,66 +337,119 @@ mod tests {
         }
     }
 
-    #[test]
-    fn register_and_offer_online_providers_only() {
-        let mut s = BeaconState::new();
-        s.register(reg("gate1@h", "gate", &["gate_manager"]), 1);
-        assert_eq!(s.offer("gate1@h"), Some(vec![]));
-        s.register(reg("gm1@h", "gate_manager", &[]), 2);
-        s.register(reg("gm2@h", "gate_manager", &[]), 3);
-        s.register(reg("data1@h", "data_contact", &[]), 4);
-        let offer = s.offer("gate1@h").unwrap();
-        let nodes: Vec<_> = offer.iter().map(|p| p.node.as_str()).collect();
-        assert_eq!(nodes, ["gm1@h", "gm2@h"]);
-        assert_eq!(offer[0].name, "gate_manager");
-        assert_eq!(offer[0].module, "Elixir.gate_manager");
-
-        s.node_down("gm1@h", "net_tick_timeout", 5);
-        let nodes: Vec<_> = s
-            .offer("gate1@h")
-            .unwrap()
-            .into_iter()
-            .map(|p| p.node)
-            .collect();
-        assert_eq!(nodes, ["gm2@h"]);
+    fn online(s: &BeaconState) -> Vec<&str> {
+        s.nodes()
+            .filter(|e| e.status == Status::Online)
+            .map(|e| e.registration.node.as_str())
+            .collect()
     }
 
     #[test]
-    fn unknown_nodes_get_no_offer() {
-        let s = BeaconState::new();
+    fn offers_only_online_providers_of_the_requirements() {
+        let mut s = BeaconState::new();
+        s.register(reg("g@h", "gate", &["gate_manager"]), Some(1), 1);
+        s.register(reg("gm1@h", "gate_manager", &[]), Some(2), 1);
+        s.register(reg("gm2@h", "gate_manager", &[]), Some(3), 1);
+        s.register(reg("d@h", "data", &[]), Some(4), 1);
+        let offer = s.offer("g@h").unwrap();
+        assert_eq!(
+            offer.iter().map(|p| p.node.as_str()).collect::<Vec<_>>(),
+            ["gm1@h", "gm2@h"]
+        );
+        s.node_down("gm1@h", 2, "killed", 2);
+        assert_eq!(s.offer("g@h").unwrap().len(), 1);
         assert_eq!(s.offer("nobody@h"), None);
     }
 
     #[test]
-    fn reregistering_replaces_and_brings_back_online() {
+    fn a_stale_nodedown_never_takes_a_newer_registration_offline() {
         let mut s = BeaconState::new();
-        s.register(reg("n@h", "gate", &["a"]), 1);
-        s.node_down("n@h", "connection_closed", 2);
+        s.register(reg("n@h", "gate", &[]), Some(5), 1);
+        // The node reconnected (connection 9) and registered again before the nodedown of
+        // connection 5 was handled.
+        s.register(reg("n@h", "gate", &[]), Some(9), 2);
+        assert_eq!(s.node_down("n@h", 5, "connection_closed", 3), None);
+        assert_eq!(s.get("n@h").unwrap().status, Status::Online);
+        // The real end of connection 9 does.
+        assert!(s.node_down("n@h", 9, "net_tick_timeout", 4).is_some());
         assert_eq!(s.get("n@h").unwrap().status, Status::Offline);
-        s.register(reg("n@h", "gate_manager", &[]), 3);
-        assert_eq!(s.nodes().count(), 1);
-        let e = s.get("n@h").unwrap();
+    }
+
+    #[test]
+    fn a_registration_without_a_connection_waits_for_nodeup() {
+        let mut s = BeaconState::new();
+        let Change::Registered(e) = s.register(reg("n@h", "gate", &[]), None, 1) else {
+            panic!()
+        };
         assert_eq!(
-            (e.status, e.since_ms, e.reason.clone()),
-            (Status::Online, 3, None)
+            (e.status, e.reason.as_deref()),
+            (Status::Offline, Some(CONNECTING))
         );
-        assert_eq!(e.registration.resource, "gate_manager");
+        assert!(s.offer("n@h").is_some());
+        assert!(
+            matches!(s.node_up("n@h", 3, 2), Some(Change::Registered(e)) if e.status == Status::Online)
+        );
+        // Or the connection fails.
+        s.register(reg("m@h", "gate", &[]), None, 1);
+        assert!(s.connect_failed("m@h", "unreachable", 2).is_some());
+        assert_eq!(
+            s.node_up("m@h", 4, 3),
+            None,
+            "only a pending registration comes up"
+        );
+    }
+
+    #[test]
+    fn reconcile_makes_the_table_match_the_connections() {
+        let mut s = BeaconState::new();
+        s.register_self(reg("b@h", "beacon", &[]), 0);
+        s.register(reg("a@h", "gate", &[]), Some(1), 1);
+        s.register(reg("c@h", "gate", &[]), Some(2), 1);
+        s.register(reg("p@h", "gate", &[]), None, 1);
+        let live: HashMap<String, ConnId> = [("c@h".to_owned(), 7), ("p@h".to_owned(), 8)]
+            .into_iter()
+            .collect();
+        let changes = s.reconcile(&live, 5);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(online(&s), ["b@h", "c@h", "p@h"]);
+        assert_eq!(s.get("c@h").unwrap().connection, Some(7));
+        // A nodedown of connection 2 (older than 7) is now stale.
+        assert_eq!(s.node_down("c@h", 2, "x", 6), None);
+        assert!(s.reconcile(&live, 7).is_empty(), "idempotent");
+    }
+
+    #[test]
+    fn reregistering_with_another_resource_moves_the_index() {
+        let mut s = BeaconState::new();
+        s.register(reg("w@h", "want", &["gate", "gate_manager"]), Some(1), 1);
+        s.register(reg("n@h", "gate", &[]), Some(2), 1);
+        assert_eq!(s.offer("w@h").unwrap()[0].name, "gate");
+        s.register(reg("n@h", "gate_manager", &[]), Some(2), 2);
+        let offer = s.offer("w@h").unwrap();
+        assert_eq!((offer.len(), offer[0].name.as_str()), (1, "gate_manager"));
+        s.node_down("n@h", 2, "x", 3);
+        assert!(s.offer("w@h").unwrap().is_empty());
+        s.register(reg("n@h", "gate_manager", &[]), Some(3), 4);
+        assert_eq!(s.offer("w@h").unwrap().len(), 1, "online again");
+    }
+
+    #[test]
+    fn forget_removes_offline_nodes_only() {
+        let mut s = BeaconState::new();
+        s.register(reg("a@h", "gate", &[]), Some(1), 1);
+        assert!(!s.forget("a@h"));
+        s.node_down("a@h", 1, "x", 2);
+        assert!(s.forget("a@h"));
+        assert!(s.is_empty());
     }
 
     #[test]
     fn nodedown_of_unknown_or_offline_nodes_changes_nothing() {
         let mut s = BeaconState::new();
-        assert_eq!(s.node_down("ghost@h", "x", 1), None);
-        s.register(reg("n@h", "gate", &[]), 1);
-        assert_eq!(
-            s.node_down("n@h", "noconnection", 2),
-            Some(Change::Offline {
-                node: "n@h".into(),
-                reason: "noconnection".into()
-            })
-        );
-        assert_eq!(s.node_down("n@h", "again", 3), None);
-        assert_eq!(s.get("n@h").unwrap().since_ms, 2);
+        assert_eq!(s.node_down("ghost@h", 1, "x", 1), None);
+        s.register(reg("n@h", "gate", &[]), Some(1), 1);
+        assert!(s.node_down("n@h", 1, "noconnection", 2).is_some());
+        assert_eq!(s.node_down("n@h", 1, "again", 3), None);
         assert_eq!(
             s.get("n@h").unwrap().reason.as_deref(),
             Some("noconnection")
@@ -226,15 +457,13 @@ mod tests {
     }
 
     #[test]
-    fn get_nodes_lists_everyone_with_status() {
+    fn offers_stay_cheap_with_ten_thousand_registrations() {
         let mut s = BeaconState::new();
-        s.register(reg("b@h", "gate", &["gate_manager"]), 1);
-        s.register(reg("a@h", "gate_manager", &[]), 2);
-        s.node_down("a@h", "killed", 3);
-        let listed: Vec<_> = s
-            .nodes()
-            .map(|e| (e.registration.node.as_str(), e.status))
-            .collect();
-        assert_eq!(listed, [("a@h", Status::Offline), ("b@h", Status::Online)]);
+        for i in 0..10_000 {
+            s.register(reg(&format!("n{i}@h"), "gate", &[]), Some(i), 1);
+        }
+        s.register(reg("gm@h", "gate_manager", &[]), Some(20_000), 1);
+        s.register(reg("w@h", "want", &["gate_manager"]), Some(20_001), 1);
+        assert_eq!(s.offer("w@h").unwrap().len(), 1);
     }
 }

@@ -4,15 +4,15 @@
 //! - `{get_requirements, Node}` → `nil` or `{ok, [#{module, name, node}]}` (`nil` when nothing
 //!   is on offer, as the seed's beacon answers);
 //! - `get_nodes` → `[#{node, status, resource, requirements, module, since}]` (+ `reason`);
-//! - `{subscribe, Pid}` → `ok`, then `{beacon_event, {registered, #{...}}}` and
-//!   `{beacon_event, {offline, Node, Reason}}` pushes.
-
-use std::collections::HashMap;
-
-use eetf::Term;
+//! - `{subscribe, Pid}` → `ok`, then `{beacon_event, {registered, #{...}}}`,
+//!   `{beacon_event, {offline, Node, Reason}}` and, after a subscriber fell behind and caught
+//!   up, `{beacon_event, resync}` (the subscriber should read `get_nodes` again);
+//! - `{forget, Node}` → `ok` | `{error, online}` | `{error, not_found}`.
+//!
+//! A request outside the contract is answered `{error, {badarg, Text}}` at once.
 
 use super::state::{Change, Entry, Provider, Registration};
-use crate::dist::term::{self, atom, tuple};
+use crate::dist::term::{atom, list, map, tuple, Pid, Term};
 
 /// A request the beacon understands.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +24,9 @@ pub enum Request {
     /// Everything.
     GetNodes,
     /// Stream changes to this process.
-    Subscribe(eetf::Pid),
+    Subscribe(Pid),
+    /// Remove an offline node.
+    Forget(String),
 }
 
 /// Why a request was not understood; sent back as `{error, {badarg, Text}}`.
@@ -32,39 +34,43 @@ pub enum Request {
 #[error("{0}")]
 pub struct BadRequest(pub String);
 
-fn atom_list(t: &Term) -> Option<Vec<String>> {
-    match t {
-        Term::List(l) => l
-            .elements
-            .iter()
-            .map(|e| term::as_atom(e).map(str::to_owned))
-            .collect(),
-        _ => None,
+impl BadRequest {
+    /// The error reply.
+    pub fn to_term(&self) -> Term {
+        tuple(vec![
+            atom("error"),
+            tuple(vec![
+                atom("badarg"),
+                crate::dist::term::binary(self.0.clone()),
+            ]),
+        ])
     }
 }
+
+fn atom_list(t: &Term) -> Option<Vec<String>> {
+    t.as_list()?
+        .iter()
+        .map(|e| e.as_atom().map(str::to_owned))
+        .collect()
+}
+
+const REGISTER_SHAPE: &str = "register expects {Node, Module, Resource, [Requirement]}";
 
 impl Request {
     /// Parses the request part of a gen_call.
     pub fn parse(t: &Term) -> Result<Request, BadRequest> {
-        if term::as_atom(t) == Some("get_nodes") {
+        if t.is_atom("get_nodes") {
             return Ok(Request::GetNodes);
         }
         let bad = || BadRequest(format!("unknown beacon request {t}"));
-        let els = term::as_tuple(t).ok_or_else(bad)?;
+        let els = t.as_tuple().ok_or_else(bad)?;
         match els {
-            [verb, creds] if term::as_atom(verb) == Some("register") => {
-                let parts = term::as_tuple(creds).ok_or_else(|| {
-                    BadRequest(format!(
-                        "register expects {{Node, Module, Resource, [Requirement]}}, got {creds}"
-                    ))
-                })?;
-                let [node, module, resource, reqs] = parts else {
-                    return Err(BadRequest(format!(
-                        "register expects {{Node, Module, Resource, [Requirement]}}, got {creds}"
-                    )));
+            [verb, creds] if verb.is_atom("register") => {
+                let Some([node, module, resource, reqs]) = creds.as_tuple() else {
+                    return Err(BadRequest(format!("{REGISTER_SHAPE}, got {creds}")));
                 };
                 let field = |t: &Term, what: &str| {
-                    term::as_atom(t).map(str::to_owned).ok_or_else(|| {
+                    t.as_atom().map(str::to_owned).ok_or_else(|| {
                         BadRequest(format!("register: {what} must be an atom, got {t}"))
                     })
                 };
@@ -79,20 +85,23 @@ impl Request {
                     })?,
                 }))
             }
-            [verb, node] if term::as_atom(verb) == Some("get_requirements") => {
-                Ok(Request::GetRequirements(
-                    term::as_atom(node)
-                        .ok_or_else(|| {
-                            BadRequest(format!(
-                                "get_requirements: Node must be an atom, got {node}"
-                            ))
-                        })?
-                        .to_owned(),
-                ))
-            }
-            [verb, Term::Pid(pid)] if term::as_atom(verb) == Some("subscribe") => {
+            [verb, node] if verb.is_atom("get_requirements") => Ok(Request::GetRequirements(
+                node.as_atom()
+                    .ok_or_else(|| {
+                        BadRequest(format!(
+                            "get_requirements: Node must be an atom, got {node}"
+                        ))
+                    })?
+                    .to_owned(),
+            )),
+            [verb, Term::Pid(pid)] if verb.is_atom("subscribe") => {
                 Ok(Request::Subscribe(pid.clone()))
             }
+            [verb, node] if verb.is_atom("forget") => Ok(Request::Forget(
+                node.as_atom()
+                    .ok_or_else(|| BadRequest(format!("forget: Node must be an atom, got {node}")))?
+                    .to_owned(),
+            )),
             _ => Err(bad()),
         }
     }
@@ -106,28 +115,25 @@ impl Request {
                     atom(&r.node),
                     atom(&r.module),
                     atom(&r.resource),
-                    term::list(r.requirements.iter().map(|q| atom(q)).collect()),
+                    list(r.requirements.iter().map(|q| atom(q)).collect()),
                 ]),
             ]),
             Request::GetRequirements(n) => tuple(vec![atom("get_requirements"), atom(n)]),
             Request::GetNodes => atom("get_nodes"),
-            Request::Subscribe(p) => tuple(vec![atom("subscribe"), term::pid(p)]),
+            Request::Subscribe(p) => tuple(vec![atom("subscribe"), Term::Pid(p.clone())]),
+            Request::Forget(n) => tuple(vec![atom("forget"), atom(n)]),
         }
     }
-}
-
-fn map(pairs: Vec<(&str, Term)>) -> Term {
-    let m: HashMap<Term, Term> = pairs.into_iter().map(|(k, v)| (atom(k), v)).collect();
-    Term::from(eetf::Map::from(m))
 }
 
 /// `nil`, or `{ok, [#{module, name, node}]}`.
 pub fn offer_reply(offer: Option<Vec<Provider>>) -> Term {
     match offer {
-        Some(list) if !list.is_empty() => tuple(vec![
+        Some(list_) if !list_.is_empty() => tuple(vec![
             atom("ok"),
-            term::list(
-                list.into_iter()
+            list(
+                list_
+                    .into_iter()
                     .map(|p| {
                         map(vec![
                             ("module", atom(&p.module)),
@@ -144,22 +150,22 @@ pub fn offer_reply(offer: Option<Vec<Provider>>) -> Term {
 
 /// Parses an offer reply back into providers (`nil` is an empty offer).
 pub fn parse_offer(t: &Term) -> Option<Vec<Provider>> {
-    if term::as_atom(t) == Some("nil") {
+    if t.is_atom("nil") {
         return Some(Vec::new());
     }
-    let [ok, Term::List(list)] = term::as_tuple(t)? else {
+    let [ok, Term::List(items)] = t.as_tuple()? else {
         return None;
     };
-    if term::as_atom(ok) != Some("ok") {
+    if !ok.is_atom("ok") {
         return None;
     }
-    list.elements
+    items
         .iter()
         .map(|m| {
             Some(Provider {
-                module: term::as_atom(term::map_get(m, "module")?)?.to_owned(),
-                name: term::as_atom(term::map_get(m, "name")?)?.to_owned(),
-                node: term::as_atom(term::map_get(m, "node")?)?.to_owned(),
+                module: m.map_get_atom("module")?.as_atom()?.to_owned(),
+                name: m.map_get_atom("name")?.as_atom()?.to_owned(),
+                node: m.map_get_atom("node")?.as_atom()?.to_owned(),
             })
         })
         .collect()
@@ -174,10 +180,10 @@ pub fn entry_term(e: &Entry) -> Term {
         ("resource", atom(&r.resource)),
         (
             "requirements",
-            term::list(r.requirements.iter().map(|q| atom(q)).collect()),
+            list(r.requirements.iter().map(|q| atom(q)).collect()),
         ),
         ("module", atom(&r.module)),
-        ("since", Term::from(eetf::BigInteger::from(e.since_ms))),
+        ("since", Term::from(e.since_ms)),
     ];
     if let Some(reason) = &e.reason {
         pairs.push(("reason", atom(reason)));
@@ -207,20 +213,17 @@ pub struct NodeInfo {
 
 /// Decodes a `get_nodes` element.
 pub fn parse_entry(m: &Term) -> Option<NodeInfo> {
-    let since_ms = match term::map_get(m, "since")? {
-        Term::FixInteger(i) => u64::try_from(i.value).ok()?,
-        Term::BigInteger(b) => b.value.to_string().parse().ok()?,
-        _ => return None,
-    };
+    let since_ms = u64::try_from(m.map_get_atom("since")?.as_int()?).ok()?;
     Some(NodeInfo {
-        node: term::as_atom(term::map_get(m, "node")?)?.to_owned(),
-        status: term::as_atom(term::map_get(m, "status")?)?.to_owned(),
-        resource: term::as_atom(term::map_get(m, "resource")?)?.to_owned(),
-        requirements: atom_list(term::map_get(m, "requirements")?)?,
-        module: term::as_atom(term::map_get(m, "module")?)?.to_owned(),
+        node: m.map_get_atom("node")?.as_atom()?.to_owned(),
+        status: m.map_get_atom("status")?.as_atom()?.to_owned(),
+        resource: m.map_get_atom("resource")?.as_atom()?.to_owned(),
+        requirements: atom_list(m.map_get_atom("requirements")?)?,
+        module: m.map_get_atom("module")?.as_atom()?.to_owned(),
         since_ms,
-        reason: term::map_get(m, "reason")
-            .and_then(term::as_atom)
+        reason: m
+            .map_get_atom("reason")
+            .and_then(Term::as_atom)
             .map(str::to_owned),
     })
 }
@@ -235,10 +238,15 @@ pub fn change_term(change: &Change) -> Term {
     tuple(vec![atom("beacon_event"), inner])
 }
 
+/// The push telling a subscriber that caught up to read the whole table again.
+pub fn resync_term() -> Term {
+    tuple(vec![atom("beacon_event"), atom("resync")])
+}
+
 /// A decoded `{beacon_event, …}` push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A node registered.
+    /// A node registered (or came online).
     Registered(NodeInfo),
     /// A node went offline.
     Offline {
@@ -247,23 +255,28 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Pushes were skipped while we were behind: read the table again.
+    Resync,
 }
 
 /// Decodes a beacon push; `None` for any other message.
 pub fn parse_event(msg: &Term) -> Option<Event> {
-    let [tag, ev] = term::as_tuple(msg)? else {
+    let [tag, ev] = msg.as_tuple()? else {
         return None;
     };
-    if term::as_atom(tag) != Some("beacon_event") {
+    if !tag.is_atom("beacon_event") {
         return None;
     }
-    match term::as_tuple(ev)? {
-        [kind, entry] if term::as_atom(kind) == Some("registered") => {
-            Some(Event::Registered(parse_entry(entry)?))
-        }
-        [kind, node, reason] if term::as_atom(kind) == Some("offline") => Some(Event::Offline {
-            node: term::as_atom(node)?.to_owned(),
-            reason: term::as_atom(reason).map_or_else(|| reason.to_string(), str::to_owned),
+    if ev.is_atom("resync") {
+        return Some(Event::Resync);
+    }
+    match ev.as_tuple()? {
+        [kind, entry] if kind.is_atom("registered") => Some(Event::Registered(parse_entry(entry)?)),
+        [kind, node, reason] if kind.is_atom("offline") => Some(Event::Offline {
+            node: node.as_atom()?.to_owned(),
+            reason: reason
+                .as_atom()
+                .map_or_else(|| reason.to_string(), str::to_owned),
         }),
         _ => None,
     }
@@ -273,6 +286,7 @@ pub fn parse_event(msg: &Term) -> Option<Event> {
 mod tests {
     use super::*;
     use crate::beacon::state::Status;
+    use crate::dist::term::int;
 
     fn registration() -> Registration {
         Registration {
@@ -285,12 +299,13 @@ mod tests {
 
     #[test]
     fn requests_round_trip() {
-        let pid = eetf::Pid::new("a@h", 1, 0, 1);
+        let pid = Pid::new("a@h", 1, 0, 1);
         for req in [
             Request::Register(registration()),
             Request::GetRequirements("gate1@127.0.0.1".into()),
             Request::GetNodes,
             Request::Subscribe(pid),
+            Request::Forget("gate1@127.0.0.1".into()),
         ] {
             assert_eq!(Request::parse(&req.to_term()), Ok(req));
         }
@@ -305,12 +320,7 @@ mod tests {
         );
         let e = Request::parse(&tuple(vec![
             atom("register"),
-            tuple(vec![
-                atom("n@h"),
-                atom("M"),
-                term::int(1),
-                term::list(vec![]),
-            ]),
+            tuple(vec![atom("n@h"), atom("M"), int(1), list(vec![])]),
         ]))
         .unwrap_err();
         assert!(e.0.contains("Resource must be an atom"), "{e}");
@@ -321,7 +331,8 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("list of atoms"), "{e}");
         assert!(Request::parse(&atom("dance")).is_err());
-        assert!(Request::parse(&tuple(vec![atom("get_requirements"), term::int(3)])).is_err());
+        assert!(Request::parse(&tuple(vec![atom("get_requirements"), int(3)])).is_err());
+        assert!(e.to_term().as_tuple().is_some());
     }
 
     #[test]
@@ -345,6 +356,7 @@ mod tests {
             status: Status::Online,
             since_ms: 5,
             reason: None,
+            connection: Some(1),
         };
         let Some(Event::Registered(info)) = parse_event(&change_term(&Change::Registered(e)))
         else {
@@ -361,6 +373,7 @@ mod tests {
                 reason: "net_tick_timeout".into()
             })
         );
+        assert_eq!(parse_event(&resync_term()), Some(Event::Resync));
         assert_eq!(parse_event(&atom("hello")), None);
     }
 
@@ -371,6 +384,7 @@ mod tests {
             status: Status::Offline,
             since_ms: 1_795_291_000_123,
             reason: Some("net_tick_timeout".into()),
+            connection: None,
         };
         let info = parse_entry(&entry_term(&e)).unwrap();
         assert_eq!(info.node, "gate1@127.0.0.1");

@@ -11,8 +11,8 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::GlobalOpts;
-use crate::epmd::proto::ControlReply;
-use crate::epmd::{server, EpmdClient, Server, ServerConfig, ServerError};
+use cluster::epmd::proto::ControlReply;
+use cluster::epmd::{server, EpmdClient, Server, ServerConfig, ServerError};
 
 /// How long `--daemon` waits for the detached port mapper to answer.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(5);

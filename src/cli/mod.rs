@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::ConfigError;
+use cluster::config::ConfigError;
 
 /// Erlang-compatible clustering for game servers: port mapper, nodes, beacon and tools.
 #[derive(Debug, Parser)]
@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalOpts {
     /// Port of the port mapper (EPMD) on every host.
-    #[arg(long, global = true, env = "ERL_EPMD_PORT", default_value_t = crate::epmd::DEFAULT_PORT, value_name = "PORT")]
+    #[arg(long, global = true, env = "ERL_EPMD_PORT", default_value_t = cluster::epmd::DEFAULT_PORT, value_name = "PORT")]
     pub epmd_port: u16,
     /// Distribution cookie (overrides --cookie-file and ~/.erlang.cookie).
     #[arg(

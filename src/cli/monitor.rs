@@ -11,14 +11,13 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use eetf::Term;
 use serde::Serialize;
 
 use super::GlobalOpts;
-use crate::beacon::wire::Event;
-use crate::config;
-use crate::dist::term::{self, atom, tuple};
-use crate::dist::{Dest, Mailbox, Node, NodeEvent, NodeName};
+use cluster::beacon::{BeaconClient, Event, SubscriptionEvent};
+use cluster::dist::builtin::cluster_events::{ClusterEvent, SubscribeError, Subscription};
+use cluster::dist::builtin::rex;
+use cluster::dist::{CallError, Node, NodeName};
 
 /// How often the `rex` fallback polls.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -114,15 +113,12 @@ impl Printer {
 }
 
 pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
+    let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
     // With no NODE we follow the beacon, and show its registrations as well.
     let follow_beacon = args.node.is_none();
     let target = match &args.node {
         Some(n) => NodeName::parse(n)?,
-        None => {
-            let roles = config::load_roles(global.roles.as_deref())
-                .context("no NODE given and no roles file to find the beacon in")?;
-            NodeName::parse(&roles.cluster.beacon)?
-        }
+        None => settings.beacon(global, None)?,
     };
     if let Some(d) = args.duration {
         if !(d.is_finite() && d > 0.0) {
@@ -131,7 +127,7 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     }
     let cookie = super::session::cookie(global)?;
     super::runtime()?.block_on(async {
-        let node = super::session::hidden_node(global, cookie, &target).await?;
+        let node = super::session::hidden_node(&settings, cookie, &target).await?;
         let printer = Printer {
             json: args.json,
             me: node.name().to_string(),
@@ -165,25 +161,6 @@ async fn follow(
     node.connect(target)
         .await
         .with_context(|| format!("cannot reach {target}"))?;
-    let mut events = node.monitor_nodes();
-    let mut me = node.spawn_mailbox();
-    let events_proc = Dest::name("cluster_events", target);
-    let mref = node.monitor(&me, &events_proc).await?;
-    me.send(
-        &events_proc,
-        tuple(vec![atom("subscribe"), term::pid(me.pid())]),
-    )
-    .await?;
-    let first = tokio::time::timeout(SUBSCRIBE_TIMEOUT, next_relevant(&mut me, &mref))
-        .await
-        .context("no answer from cluster_events")?;
-    let mut registrations = node.spawn_mailbox();
-    if beacon_events {
-        let client = crate::beacon::BeaconClient::new(node.clone(), target.clone());
-        if let Err(e) = client.subscribe(&registrations).await {
-            tracing::warn!("{target} does not answer as a beacon ({e}); showing node events only");
-        }
-    }
     let mut seen = 0u64;
     let mut done = |printed: bool| {
         if printed {
@@ -191,167 +168,101 @@ async fn follow(
         }
         count.is_some_and(|c| seen >= c)
     };
-    match first {
-        Reply::NoProc => {
+    let (mut events, members) = match Subscription::start(node, target, SUBSCRIBE_TIMEOUT).await {
+        Ok(s) => s,
+        Err(SubscribeError::NoProc(_)) => {
             tracing::info!("{target} has no cluster_events (a plain Erlang node?); polling rex");
-            return poll_rex(node, target, printer, &mut events, &mut done).await;
+            return poll_rex(node, target, printer, &mut done).await;
         }
-        Reply::Down(reason) => bail!("{target} went down: {reason}"),
-        Reply::Msg(msg) => {
-            let Some([tag, Term::List(members)]) = term::as_tuple(&msg) else {
-                bail!("unexpected answer from cluster_events: {msg}");
-            };
-            if term::as_atom(tag) != Some("snapshot") {
-                bail!("unexpected answer from cluster_events: {msg}");
-            }
-            for m in &members.elements {
-                let (name, kind) = map_fields(m);
-                printer.print("member", &name, kind, None)?;
-            }
+        Err(e) => return Err(e.into()),
+    };
+    for m in &members {
+        printer.print("member", &m.node, Some(m.kind.clone()), None)?;
+    }
+    let mut registrations = None;
+    if beacon_events {
+        match BeaconClient::new(node.clone(), target.clone())
+            .subscribe()
+            .await
+        {
+            Ok(sub) => registrations = Some(sub),
+            Err(e) => tracing::warn!(
+                "{target} does not answer as a beacon ({e}); showing node events only"
+            ),
         }
     }
     loop {
+        let beacon_next = async {
+            match registrations.as_mut() {
+                Some(sub) => sub.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            msg = next_relevant(&mut me, &mref) => match msg {
-                Reply::Msg(msg) => {
-                    let Some(els) = term::as_tuple(&msg) else { continue };
-                    let (event, node_name, info) = match els {
-                        [e, n, info] => (term::as_atom(e), term::as_atom(n), info),
-                        _ => continue,
-                    };
-                    let (Some(event), Some(name)) = (event, node_name) else { continue };
-                    let event = match event { "nodeup" => "nodeup", "nodedown" => "nodedown", _ => continue };
-                    let (kind, reason) = info_fields(info);
-                    if done(printer.print(event, name, kind, reason)?) {
-                        return Ok(ExitCode::SUCCESS);
+            ev = events.next() => {
+                let printed = match ev {
+                    None => bail!("our node stopped"),
+                    Some(ClusterEvent::TargetDown { reason }) => {
+                        eprintln!("cluster: {target} went down: {reason}");
+                        return Ok(ExitCode::FAILURE);
                     }
-                }
-                Reply::NoProc | Reply::Down(_) => bail!("cluster_events on {target} went away"),
-            },
-            msg = registrations.recv() => {
-                let Some(msg) = msg else { continue };
-                let printed = match crate::beacon::wire::parse_event(&msg) {
-                    Some(Event::Registered(info)) => {
-                        printer.print_full("registered", &info.node, None, None, Some(info.resource))?
+                    Some(ClusterEvent::Snapshot(_)) => false,
+                    Some(ClusterEvent::NodeUp { node: n, kind }) => printer.print("nodeup", &n, Some(kind), None)?,
+                    Some(ClusterEvent::NodeDown { node: n, kind, reason }) => {
+                        printer.print("nodedown", &n, Some(kind), Some(reason))?
                     }
-                    Some(Event::Offline { node: n, reason }) => {
-                        printer.print("offline", &n, None, Some(reason))?
-                    }
-                    None => false,
+                    Some(ClusterEvent::HighWater { process, len, bytes }) => printer.print_full(
+                        "mailbox",
+                        target.as_str(),
+                        None,
+                        Some(format!("{process} queue_len={len} queue_bytes={bytes}")),
+                        None,
+                    )?,
                 };
                 if done(printed) {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            ev = events.recv() => {
-                if let Ok(NodeEvent::Down { node: n, reason, .. }) = ev {
-                    if &n == target {
-                        eprintln!("cluster: {target} went down: {reason}");
-                        return Ok(ExitCode::FAILURE);
+            ev = beacon_next => {
+                let printed = match ev {
+                    Some(SubscriptionEvent::Beacon(Event::Registered(info))) => {
+                        printer.print_full("registered", &info.node, None, None, Some(info.resource))?
                     }
-                }
-            }
-        }
-    }
-}
-
-enum Reply {
-    Msg(Term),
-    NoProc,
-    Down(String),
-}
-
-/// The next message that is not about some other monitor.
-async fn next_relevant(me: &mut Mailbox, mref: &eetf::Reference) -> Reply {
-    loop {
-        let Some(msg) = me.recv().await else {
-            return Reply::Down("node stopped".into());
-        };
-        if let Some([down, Term::Reference(r), _, _, reason]) = term::as_tuple(&msg) {
-            if term::as_atom(down) == Some("DOWN") {
-                if **r != *mref {
-                    continue;
-                }
-                return match term::as_atom(reason) {
-                    Some("noproc") => Reply::NoProc,
-                    _ => Reply::Down(reason.to_string()),
+                    Some(SubscriptionEvent::Beacon(Event::Offline { node: n, reason })) => {
+                        printer.print("offline", &n, None, Some(reason))?
+                    }
+                    Some(SubscriptionEvent::BeaconDown { .. }) | None => {
+                        registrations = None;
+                        false
+                    }
+                    Some(_) => false,
                 };
+                if done(printed) {
+                    return Ok(ExitCode::SUCCESS);
+                }
             }
         }
-        return Reply::Msg(msg);
     }
-}
-
-fn map_fields(m: &Term) -> (String, Option<String>) {
-    let name = term::map_get(m, "node")
-        .and_then(term::as_atom)
-        .unwrap_or("?")
-        .to_owned();
-    let kind = term::map_get(m, "type")
-        .and_then(term::as_atom)
-        .map(str::to_owned);
-    (name, kind)
-}
-
-fn info_fields(info: &Term) -> (Option<String>, Option<String>) {
-    let kind = term::map_get(info, "type")
-        .and_then(term::as_atom)
-        .map(str::to_owned);
-    let reason = term::map_get(info, "reason").map(|r| match term::as_atom(r) {
-        Some(a) => a.to_owned(),
-        None => r.to_string(),
-    });
-    (kind, reason)
 }
 
 async fn poll_rex(
     node: &Node,
     target: &NodeName,
     printer: &Printer,
-    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
     done: &mut impl FnMut(bool) -> bool,
 ) -> anyhow::Result<ExitCode> {
-    let rex = Dest::name("rex", target);
     let mut known: Option<BTreeSet<String>> = None;
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            ev = events.recv() => {
-                if let Ok(NodeEvent::Down { node: n, reason, .. }) = ev {
-                    if &n == target {
-                        eprintln!("cluster: {target} went down: {reason}");
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-                continue;
-            }
-        }
-        let gl = node.spawn_mailbox();
-        let request = tuple(vec![
-            atom("call"),
-            atom("erlang"),
-            atom("nodes"),
-            term::list(vec![]),
-            term::pid(gl.pid()),
-        ]);
-        let reply = match node.call(&rex, request, POLL_INTERVAL * 5).await {
-            Ok(r) => r,
-            Err(crate::dist::CallError::NodeDown) => {
+        ticker.tick().await;
+        let now: BTreeSet<String> = match rex::nodes(node, target, POLL_INTERVAL * 5).await {
+            Ok(list) => list.into_iter().collect(),
+            Err(rex::RpcError::Call(CallError::NodeDown)) => {
                 eprintln!("cluster: {target} went down");
                 return Ok(ExitCode::FAILURE);
             }
             Err(e) => bail!("rex on {target}: {e}"),
         };
-        let Term::List(list) = reply else {
-            bail!("unexpected answer from rex: {reply}");
-        };
-        let now: BTreeSet<String> = list
-            .elements
-            .iter()
-            .filter_map(term::as_atom)
-            .map(str::to_owned)
-            .collect();
         match &known {
             None => {
                 for n in &now {

@@ -6,15 +6,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{output, GlobalOpts};
-use crate::beacon::BeaconClient;
-use crate::dist::NodeName;
-use crate::epmd::{EpmdClient, NodeEntry, NodeType};
+use cluster::beacon::BeaconClient;
+use cluster::dist::NodeName;
+use cluster::epmd::{EpmdClient, NodeEntry, NodeType};
 
 /// At most this many PORT_PLEASE2 lookups at once, so a host with thousands of nodes does not
 /// exhaust the port mapper's connection limit.
@@ -59,13 +60,13 @@ pub fn run(global: &GlobalOpts, args: NamesArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
     if args.beacon.is_some() || args.cluster {
+        let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
         let env_beacon = std::env::var("CLUSTER_BEACON")
             .ok()
             .map(|b| NodeName::parse(&b))
             .transpose()?;
-        let beacon =
-            super::requirements::resolve_beacon(global, args.beacon.clone().or(env_beacon))?;
-        return cluster_view(global, &beacon, args.json);
+        let beacon = settings.beacon(global, args.beacon.clone().or(env_beacon))?;
+        return cluster_view(global, &settings, &beacon, args.json);
     }
     let client = EpmdClient::new(args.host.clone(), global.epmd_port)
         .with_timeout(Duration::from_secs_f64(args.timeout));
@@ -130,10 +131,15 @@ async fn list(client: EpmdClient) -> anyhow::Result<Vec<NameRow>> {
 }
 
 /// The cluster-wide view: every node the beacon knows, with role, status and requirements.
-fn cluster_view(global: &GlobalOpts, beacon: &NodeName, json: bool) -> anyhow::Result<ExitCode> {
+fn cluster_view(
+    global: &GlobalOpts,
+    settings: &super::session::Settings,
+    beacon: &NodeName,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let cookie = super::session::cookie(global)?;
     let nodes = super::runtime()?.block_on(async {
-        let node = super::session::hidden_node(global, cookie, beacon).await?;
+        let node = super::session::hidden_node(settings, cookie, beacon).await?;
         let result = BeaconClient::new(node.clone(), beacon.clone())
             .nodes()
             .await;

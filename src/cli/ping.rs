@@ -5,12 +5,13 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
 use super::{output, GlobalOpts};
-use crate::dist::term::{atom, tuple};
-use crate::dist::{CallError, Dest, NodeName, SendError};
+use cluster::dist::builtin::net_kernel;
+use cluster::dist::{CallError, NodeName, SendError};
 
 /// Arguments of `cluster ping`.
 #[derive(Debug, Args)]
@@ -41,18 +42,19 @@ pub fn run(global: &GlobalOpts, args: PingArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
     let targets = super::session::parse_nodes(&args.nodes)?;
+    let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
     let cookie = super::session::cookie(global)?;
     let limit = Duration::from_secs_f64(args.timeout);
     let results = super::runtime()?.block_on(async {
         let mut results = Vec::new();
         // One hidden node per name kind, as long and short names cannot mix.
-        let mut nodes: Vec<crate::dist::Node> = Vec::new();
+        let mut nodes: Vec<cluster::dist::Node> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         for (idx, target) in targets.iter().enumerate() {
             let node = match nodes.iter().find(|n| n.name().kind() == target.kind()) {
                 Some(n) => n.clone(),
                 None => {
-                    let n = super::session::hidden_node(global, cookie.clone(), target).await?;
+                    let n = super::session::hidden_node(&settings, cookie.clone(), target).await?;
                     nodes.push(n.clone());
                     n
                 }
@@ -96,21 +98,17 @@ pub fn run(global: &GlobalOpts, args: PingArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn ping(node: &crate::dist::Node, target: &NodeName, limit: Duration) -> PingResult {
+async fn ping(node: &cluster::dist::Node, target: &NodeName, limit: Duration) -> PingResult {
     let started = Instant::now();
-    let request = tuple(vec![atom("is_auth"), atom(node.name().as_str())]);
-    let outcome = node
-        .call(&Dest::name("net_kernel", target), request, limit)
-        .await;
+    let outcome = net_kernel::ping(node, target, limit).await;
     let node_str = target.to_string();
     match outcome {
-        Ok(reply) if reply == atom("yes") => PingResult {
+        Ok(()) => PingResult {
             node: node_str,
             result: "pong",
             ms: Some(started.elapsed().as_secs_f64() * 1e3),
             reason: None,
         },
-        Ok(other) => pang(node_str, format!("unexpected reply {other}")),
         Err(CallError::Send(SendError::Connect(e))) => pang(node_str, e.to_string()),
         Err(e) => pang(node_str, e.to_string()),
     }

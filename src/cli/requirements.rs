@@ -11,9 +11,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{output, GlobalOpts};
-use crate::beacon::{BeaconClient, NodeInfo};
-use crate::config;
-use crate::dist::NodeName;
+use cluster::beacon::{BeaconClient, NodeInfo};
+use cluster::dist::NodeName;
 
 /// Arguments of `cluster requirements`.
 #[derive(Debug, Args)]
@@ -37,16 +36,6 @@ struct Row {
     requirement: String,
     provider: Option<String>,
     status: String,
-}
-
-/// The beacon from the flag, the environment, or the roles file.
-pub fn resolve_beacon(global: &GlobalOpts, flag: Option<NodeName>) -> anyhow::Result<NodeName> {
-    if let Some(b) = flag {
-        return Ok(b);
-    }
-    let roles = config::load_roles(global.roles.as_deref())
-        .context("no --beacon given and no roles file to find the beacon in")?;
-    Ok(NodeName::parse(&roles.cluster.beacon)?)
 }
 
 fn rows(node: &str, nodes: &[NodeInfo]) -> Option<Vec<Row>> {
@@ -80,7 +69,8 @@ fn satisfied(node: &NodeInfo, rows: &[Row]) -> bool {
 }
 
 pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCode> {
-    let beacon = resolve_beacon(global, args.beacon.clone())?;
+    let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
+    let beacon = settings.beacon(global, args.beacon.clone())?;
     if let Some(w) = args.wait {
         if !(w.is_finite() && w > 0.0) {
             bail!("--wait must be a positive number of seconds");
@@ -89,15 +79,15 @@ pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCo
     let cookie = super::session::cookie(global)?;
     let target = args.node.to_string();
     super::runtime()?.block_on(async {
-        let node = super::session::hidden_node(global, cookie, &beacon).await?;
+        let node = super::session::hidden_node(&settings, cookie, &beacon).await?;
         let client = BeaconClient::new(node.clone(), beacon.clone());
-        let mut inbox = node.spawn_mailbox();
         let deadline = args
             .wait
             .map(|w| tokio::time::Instant::now() + Duration::from_secs_f64(w));
-        if deadline.is_some() {
-            client.subscribe(&inbox).await?;
-        }
+        let mut pushes = match deadline {
+            Some(_) => Some(client.subscribe().await?),
+            None => None,
+        };
         let spinner = deadline.and_then(|_| {
             use std::io::IsTerminal;
             std::io::stdout().is_terminal().then(|| {
@@ -112,7 +102,7 @@ pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCo
             let Some(me) = nodes.iter().find(|n| n.node == target) else {
                 match deadline {
                     Some(at) if tokio::time::Instant::now() < at => {
-                        let _ = tokio::time::timeout_at(at, inbox.recv()).await;
+                        wait_push(&mut pushes, at).await;
                         continue;
                     }
                     _ => {
@@ -130,7 +120,7 @@ pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCo
             match deadline {
                 Some(at) if !ok && tokio::time::Instant::now() < at => {
                     // Wake on the beacon's next push, or at the deadline.
-                    let _ = tokio::time::timeout_at(at, inbox.recv()).await;
+                    wait_push(&mut pushes, at).await;
                 }
                 _ => break (rows, ok),
             }
@@ -160,6 +150,17 @@ pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCo
             ExitCode::FAILURE
         })
     })
+}
+
+/// Waits for the beacon's next push (draining a burst), or the deadline.
+async fn wait_push(pushes: &mut Option<cluster::beacon::Subscription>, at: tokio::time::Instant) {
+    if let Some(sub) = pushes.as_mut() {
+        if tokio::time::timeout_at(at, sub.next()).await.is_ok() {
+            while sub.try_next().is_some() {}
+        }
+    } else {
+        tokio::time::sleep_until(at).await;
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{output, GlobalOpts};
-use crate::config;
+use cluster::config;
 
 /// Arguments of `cluster roles`.
 #[derive(Debug, Args)]

@@ -10,11 +10,12 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::GlobalOpts;
-use crate::config;
-use crate::dist::codec::DEFAULT_MAX_FRAME;
-use crate::dist::setup::DEFAULT_SETUP_TIME;
-use crate::dist::{Node, NodeConfig, NodeName};
-use crate::roles;
+use cluster::dist::outbox::DEFAULT_BUSY_LIMIT;
+use cluster::dist::proto::frame::DEFAULT_MAX_FRAME;
+use cluster::dist::setup::DEFAULT_SETUP_TIME;
+use cluster::dist::{Node, NodeConfig, NodeName};
+use cluster::net::tcp::TcpTransport;
+use cluster::roles;
 
 /// Shows the role's start-up: a spinner on a terminal until the requirements are met, then
 /// one line per change; without a terminal, one line per change throughout (which `cluster up`
@@ -67,10 +68,11 @@ pub struct StartArgs {
     #[arg(long, value_name = "ROLE")]
     role: Option<String>,
     /// Seconds of silence before a peer is declared down [default: roles file, else 60].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     net_ticktime: Option<u64>,
     /// Seconds allowed for each handshake step.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SETUP_TIME.as_secs())]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SETUP_TIME.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
     net_setuptime: u64,
     /// Distribution port or range, like inet_dist_listen_min/max [default: any free port].
     #[arg(long, value_name = "MIN[-MAX]", value_parser = parse_port_range)]
@@ -81,9 +83,18 @@ pub struct StartArgs {
     /// Do not start a port mapper when none is running.
     #[arg(long)]
     no_epmd_start: bool,
-    /// Largest frame accepted from a peer, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
-    max_frame: usize,
+    /// Largest frame accepted from a peer, in bytes (at least 1024).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=u32::MAX as u64))]
+    max_frame: u64,
+    /// Bytes queued to one peer before senders that wait are held back (like erl's +zdbbl).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUSY_LIMIT as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
+    busy_limit: u64,
+    /// Bytes of large incoming frames buffered at once across all connections.
+    #[arg(long, value_name = "BYTES", default_value_t = cluster::dist::node::DEFAULT_RECEIVE_BUDGET as u64,
+          value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 40))]
+    receive_budget: u64,
     /// Do not connect automatically on send (like dist_auto_connect never).
     #[arg(long)]
     no_auto_connect: bool,
@@ -114,50 +125,60 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     Ok((min, max))
 }
 
+/// Lets a node hold as many connections as the system allows: the soft descriptor limit is
+/// raised to the hard one, as servers do.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
-    let roles = config::load_roles(global.roles.as_deref());
+    let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
     let role = match &args.role {
         None => None,
         Some(name) => {
-            let file = roles
-                .as_ref()
-                .map_err(|e| anyhow::anyhow!("{e}"))
+            let file = settings
+                .require_roles(global)
                 .context("--role needs the roles file to check the role against")?;
             let Some(role) = file.role(name) else {
-                bail!(
-                    "unknown role {name:?}; {} declares: {}",
-                    file.path.display(),
-                    file.role_names().join(", ")
-                );
+                return Err(anyhow::Error::new(
+                    cluster::config::ConfigError::UnknownRole {
+                        role: name.clone(),
+                        path: file.path.clone(),
+                        declared: file.role_names().join(", "),
+                    },
+                ));
             };
-            let beacon = match &args.beacon {
-                Some(b) => b.clone(),
-                None => NodeName::parse(&file.cluster.beacon)?,
-            };
+            let beacon = settings.beacon(global, args.beacon.clone())?;
             Some((role.clone(), file.cluster.mesh, beacon))
         }
     };
     let ticktime = args
         .net_ticktime
-        .or_else(|| roles.as_ref().ok().map(|r| r.cluster.net_ticktime))
-        .unwrap_or(60);
-    if ticktime == 0 || args.net_setuptime == 0 {
-        bail!("--net-ticktime and --net-setuptime must be at least 1 second");
-    }
+        .map_or(settings.ticktime, Duration::from_secs);
     let cookie = super::session::cookie(global)?;
     let mut cfg = NodeConfig::new(args.name.clone(), cookie);
     cfg.visible = !args.hidden;
     cfg.role = args.role.clone();
-    cfg.epmd_port = global.epmd_port;
+    let mut transport = TcpTransport::new(global.epmd_port);
+    if !args.no_epmd_start {
+        transport.epmd_starter = Some(Arc::new(start_epmd_daemon));
+    }
+    cfg.transport = Arc::new(transport);
     cfg.listen_addr = args.listen;
     cfg.port_range = args.dist_port.unwrap_or((0, 0));
-    cfg.ticktime = Duration::from_secs(ticktime);
+    cfg.ticktime = ticktime;
     cfg.setup_time = Duration::from_secs(args.net_setuptime);
-    cfg.max_frame = args.max_frame;
+    cfg.max_frame = args.max_frame as usize;
+    cfg.busy_limit = args.busy_limit as usize;
+    cfg.hard_limit = cfg.hard_limit.max(cfg.busy_limit * 4);
+    cfg.receive_budget = args.receive_budget as usize;
     cfg.auto_connect = !args.no_auto_connect;
-    if !args.no_epmd_start {
-        cfg.epmd_starter = Some(Arc::new(start_epmd_daemon));
-    }
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -173,14 +194,14 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
         );
         match role {
             Some((role, _, _)) if role.name == "beacon" => {
-                if !crate::beacon::server::start(&node) {
+                if !cluster::beacon::server::start(&node) {
                     bail!("the beacon's names are already registered on this node");
                 }
                 println!("cluster: {} beacon ready", node.name());
             }
             Some((role, mesh, beacon)) => {
                 let (phase_tx, phase_rx) = tokio::sync::watch::channel(roles::Phase::Connecting);
-                tokio::spawn(roles::run(node.clone(), role, mesh, beacon, phase_tx));
+                node.spawn_task(roles::run(node.clone(), role, mesh, beacon, phase_tx));
                 tokio::spawn(show_progress(node.name().to_string(), phase_rx));
             }
             None => {}

@@ -19,10 +19,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::{output, GlobalOpts};
-use crate::beacon::wire::Event;
-use crate::beacon::BeaconClient;
-use crate::config;
-use crate::dist::NodeName;
+use cluster::beacon::{BeaconClient, Event, SubscriptionEvent};
+use cluster::config;
+use cluster::dist::NodeName;
 
 /// How long all nodes get to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,8 +51,12 @@ struct Member {
 }
 
 pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
-    let roles_path = config::resolve_roles_path(global.roles.as_deref())?;
-    let file = config::RolesFile::load(&roles_path).context("invalid roles file")?;
+    let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
+    let file = settings
+        .require_roles(global)
+        .context("invalid roles file")?
+        .clone();
+    let roles_path = file.path.clone();
     for r in &args.only {
         if file.role(r).is_none() {
             bail!(
@@ -78,16 +81,25 @@ pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(up(global, &args, &roles_path, selected, beacon, cookie))
+    rt.block_on(up(
+        global,
+        &settings,
+        &args,
+        &roles_path,
+        selected,
+        beacon,
+        cookie,
+    ))
 }
 
 async fn up(
     global: &GlobalOpts,
+    settings: &super::session::Settings,
     args: &UpArgs,
     roles_path: &Path,
     selected: Vec<&config::Role>,
     beacon: NodeName,
-    cookie: crate::dist::Cookie,
+    cookie: cluster::dist::Cookie,
 ) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the cluster executable")?;
     let logs = log_dir()?;
@@ -205,10 +217,9 @@ async fn up(
     multi.clear().ok();
 
     // The table, then the beacon's events until a signal.
-    let node = super::session::hidden_node(global, cookie, &beacon).await?;
+    let node = super::session::hidden_node(settings, cookie, &beacon).await?;
     let client = BeaconClient::new(node.clone(), beacon.clone());
-    let mut inbox = node.spawn_mailbox();
-    let _ = client.subscribe(&inbox).await;
+    let mut pushes = client.subscribe().await.ok();
     if let Ok(nodes) = client.nodes().await {
         let mut table = output::table(&["NODE", "ROLE", "STATUS", "REQUIREMENTS"]);
         for n in &nodes {
@@ -231,11 +242,17 @@ async fn up(
         logs.display()
     );
     loop {
+        let next = async {
+            match pushes.as_mut() {
+                Some(sub) => sub.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut signal => break,
-            msg = inbox.recv() => {
-                let Some(msg) = msg else { break };
-                if let Some(line) = describe_event(&msg) {
+            ev = next => {
+                let Some(ev) = ev else { break };
+                if let Some(line) = describe_event(&ev) {
                     let now = humantime::format_rfc3339_millis(SystemTime::now());
                     println!("{now} {line}");
                 }
@@ -262,10 +279,16 @@ fn progress(name: &NodeName, line: &str) -> Option<String> {
     })
 }
 
-fn describe_event(msg: &eetf::Term) -> Option<String> {
-    Some(match crate::beacon::wire::parse_event(msg)? {
-        Event::Registered(info) => format!("registered {} role={}", info.node, info.resource),
-        Event::Offline { node, reason } => format!("offline    {node} reason={reason}"),
+fn describe_event(ev: &SubscriptionEvent) -> Option<String> {
+    Some(match ev {
+        SubscriptionEvent::Beacon(Event::Registered(info)) => {
+            format!("registered {} role={}", info.node, info.resource)
+        }
+        SubscriptionEvent::Beacon(Event::Offline { node, reason }) => {
+            format!("offline    {node} reason={reason}")
+        }
+        SubscriptionEvent::BeaconDown { reason } => format!("beacon down reason={reason}"),
+        _ => return None,
     })
 }
 

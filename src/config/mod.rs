@@ -38,6 +38,16 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A role that the roles file does not declare.
+    #[error("unknown role {role:?}; {} declares: {declared}", .path.display())]
+    UnknownRole {
+        /// The role asked for.
+        role: String,
+        /// The roles file.
+        path: PathBuf,
+        /// The roles it declares.
+        declared: String,
+    },
     /// No roles file was given and none was found in the usual places.
     #[error("no roles file found (looked for {}); pass --roles PATH or set CLUSTER_ROLES", display_paths(.searched))]
     NotFound {

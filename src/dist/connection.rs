@@ -1,46 +1,62 @@
-//! One established distribution connection: a writer task that batches outgoing frames and
-//! ticks when idle, and a reader task that decodes incoming frames and hands them to the node.
-//! Neither interprets what a message means; that is the node's job (through [`Dispatch`]).
+//! One established distribution connection: three tasks over any byte stream.
+//! - The **reader** decodes frames and hands each message to the node ([`Dispatch`]), which
+//!   never blocks (mailboxes are unbounded), so reading never stalls behind a slow process.
+//!   Frames above [`LARGE_FRAME`] first take their size from the node-wide receive budget:
+//!   over budget, the reader pauses instead of memory growing.
+//! - The **writer** drains the [`Outbox`]; every write is a cancellable await, so a peer that
+//!   stops reading cannot pin it.
+//! - The **supervisor** runs the [`Ticker`] every `net_ticktime / 4`: it queues ticks, and it
+//!   ends the connection when nothing was read for a whole tick time (`net_tick_timeout`) or
+//!   nothing could be written (`send_timeout`). Failure detection therefore never waits on
+//!   the writer. When the connection ends, the supervisor stops both tasks, waits for the
+//!   reader to finish its last message (so every message of a connection is delivered before
+//!   its nodedown), and reports the end once.
 //!
-//! Ticks follow Erlang's `net_ticktime` T with intensity 4: every T/4 the writer sends a tick
-//! if it wrote nothing in that period, and the reader declares the peer down
-//! (`net_tick_timeout`) after four consecutive T/4 periods with nothing read.
+//! This module moves bytes and decodes frames; what a message means is the node's business.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use eetf::Term;
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
 
-use super::codec::{decode_data, Control, Frame, FrameCodec};
-use super::handshake::PeerInfo;
+use super::outbox::{Outbox, PushError};
+use super::proto::frame::{data_frame, decode_data, frame_len};
+use super::proto::handshake::PeerInfo;
+use super::proto::{Control, Message, Term};
+use super::tick::{Period, TickAction, Ticker, INTENSITY};
+use crate::net::BoxStream;
 
-/// Outgoing frames queued per connection before senders wait.
-pub const OUTBOX_CAPACITY: usize = 4096;
-/// The writer flushes once this many bytes are batched.
+/// Frames at least this large take their size from the node's receive budget first.
+pub const LARGE_FRAME: usize = 64 * 1024;
+/// The reader's buffer.
+const READ_BUFFER: usize = 64 * 1024;
+/// The writer coalesces small frames into writes of about this size.
 const WRITE_BATCH: usize = 256 * 1024;
-/// Erlang's tick intensity: ticks per `net_ticktime`.
-const TICK_INTENSITY: u32 = 4;
+
+/// Identifies one connection; later connections to the same peer get larger ids.
+pub type ConnId = u64;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Why a connection went down; printed as the atom Erlang uses where there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownReason {
     /// Nothing was read for a whole `net_ticktime`.
     TickTimeout,
+    /// Nothing could be written for a whole `net_ticktime`.
+    SendTimeout,
     /// The peer closed the socket.
     Closed,
     /// We disconnected on purpose.
     Disconnect,
+    /// A newer connection to the same peer replaced this one.
+    Replaced,
     /// Our node is shutting down.
     Shutdown,
     /// A frame above the size limit, or a socket error.
@@ -51,180 +67,479 @@ impl std::fmt::Display for DownReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DownReason::TickTimeout => f.write_str("net_tick_timeout"),
+            DownReason::SendTimeout => f.write_str("send_timeout"),
             DownReason::Closed => f.write_str("connection_closed"),
             DownReason::Disconnect => f.write_str("disconnect"),
+            DownReason::Replaced => f.write_str("replaced"),
             DownReason::Shutdown => f.write_str("shutdown"),
             DownReason::Error(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// Where a connection delivers what it reads.
+/// Where a connection delivers what it reads. Both methods must return quickly and never
+/// wait on anything: they run on the reader and supervisor tasks.
 pub trait Dispatch: Send + Sync + 'static {
-    /// A decoded message from `peer`.
-    fn dispatch(
-        &self,
-        peer: &PeerInfo,
-        control: Control,
-        payload: Option<Term>,
-    ) -> impl Future<Output = ()> + Send;
-    /// The connection `id` to `peer` is gone.
-    fn closed(&self, peer: &PeerInfo, id: u64, reason: DownReason);
+    /// A decoded message; `size` is its frame's length.
+    fn dispatch(&self, conn: &Arc<ConnHandle>, msg: Message, size: usize);
+    /// The connection is gone; called once, after the last `dispatch`.
+    fn closed(&self, conn: &Arc<ConnHandle>, reason: DownReason);
 }
 
 /// Settings of a connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnParams {
     /// `net_ticktime`.
     pub ticktime: Duration,
     /// Largest frame accepted.
     pub max_frame: usize,
+    /// Outbox bytes above which waiting senders wait.
+    pub busy_limit: usize,
+    /// Outbox bytes above which non-waiting senders are refused.
+    pub hard_limit: usize,
+    /// The node-wide budget, in bytes, for large frames being received.
+    pub budget: Arc<Semaphore>,
+    /// The budget's size.
+    pub budget_bytes: usize,
 }
 
-/// The handle the node keeps for a live connection.
-#[derive(Debug, Clone)]
+/// A live connection, shared by the node's tables and the connection's tasks.
 pub struct ConnHandle {
-    /// Distinguishes this connection from a later one to the same peer.
-    pub id: u64,
+    /// Distinguishes this connection from earlier and later ones to the same peer.
+    pub id: ConnId,
     /// Who is on the other side.
     pub peer: PeerInfo,
-    /// Whole encoded frames to write.
-    pub tx: mpsc::Sender<Bytes>,
-    /// Cancelling closes the connection.
-    pub cancel: CancellationToken,
+    /// Frames to write.
+    pub outbox: Outbox,
+    cancel: CancellationToken,
+    done: CancellationToken,
+    reason: Mutex<Option<DownReason>>,
+    heard: AtomicBool,
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+impl std::fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("id", &self.id)
+            .field("peer", &self.peer.name)
+            .finish_non_exhaustive()
+    }
+}
 
-/// Starts the reader and writer tasks for an established connection.
-pub fn spawn<D: Dispatch>(
-    stream: TcpStream,
-    peer: PeerInfo,
+impl ConnHandle {
+    /// Queues a message without waiting (refused when the peer is far behind).
+    pub fn send(&self, control: &Control, message: Option<&Term>) -> Result<(), PushError> {
+        if self.outbox.is_closed() {
+            return Err(PushError::Closed);
+        }
+        self.outbox
+            .push(data_frame(control, message, self.peer.flags))
+    }
+
+    /// Queues a message, waiting while the peer is busy.
+    pub async fn send_wait(
+        &self,
+        control: &Control,
+        message: Option<&Term>,
+    ) -> Result<(), PushError> {
+        let frame = data_frame(control, message, self.peer.flags);
+        self.outbox.push_wait(frame).await
+    }
+
+    /// Ends the connection with `reason` (the first reason given wins).
+    pub fn close(&self, reason: DownReason) {
+        {
+            let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+            if r.is_none() {
+                *r = Some(reason);
+            }
+        }
+        self.cancel.cancel();
+    }
+
+    /// Whether the connection is ending or gone.
+    pub fn is_closing(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves once the connection is gone and its end has been reported.
+    pub async fn closed(&self) {
+        self.done.cancelled().await
+    }
+}
+
+/// A connection whose tasks have not started yet: the node installs the handle first, so
+/// nothing is read before the node knows the connection exists.
+pub struct Pending {
+    handle: Arc<ConnHandle>,
+    stream: BoxStream,
+    params: ConnParams,
+}
+
+impl Pending {
+    /// Wraps an authenticated stream.
+    pub fn new(stream: BoxStream, peer: PeerInfo, params: ConnParams) -> Pending {
+        let handle = Arc::new(ConnHandle {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            peer,
+            outbox: Outbox::new(params.busy_limit, params.hard_limit),
+            cancel: CancellationToken::new(),
+            done: CancellationToken::new(),
+            reason: Mutex::new(None),
+            heard: AtomicBool::new(true),
+        });
+        Pending {
+            handle,
+            stream,
+            params,
+        }
+    }
+
+    /// The handle, for the node's tables.
+    pub fn handle(&self) -> &Arc<ConnHandle> {
+        &self.handle
+    }
+
+    /// Starts reading, writing and ticking.
+    pub fn start<D: Dispatch>(self, dispatch: Arc<D>, tracker: &TaskTracker) {
+        let Pending {
+            handle,
+            stream,
+            params,
+        } = self;
+        let (rd, wr) = tokio::io::split(stream);
+        let reader = tracker.spawn(read_loop(
+            rd,
+            handle.clone(),
+            params.clone(),
+            dispatch.clone(),
+        ));
+        let writer = tracker.spawn(write_loop(wr, handle.clone()));
+        tracker.spawn(supervise(handle, params, dispatch, reader, writer));
+    }
+}
+
+async fn supervise<D: Dispatch>(
+    conn: Arc<ConnHandle>,
     params: ConnParams,
     dispatch: Arc<D>,
-    tracker: &tokio_util::task::TaskTracker,
-) -> ConnHandle {
-    let _ = stream.set_nodelay(true);
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
-    let cancel = CancellationToken::new();
-    let quarter = params.ticktime / TICK_INTENSITY;
-
-    let mut writer = tracker.spawn(write_loop(wr, rx, quarter, cancel.clone()));
-    let mut reader = tracker.spawn(read_loop(
-        rd,
-        peer.clone(),
-        params.max_frame,
-        quarter,
-        dispatch.clone(),
-        cancel.clone(),
-    ));
-    let handle = ConnHandle {
-        id,
-        peer: peer.clone(),
-        tx,
-        cancel: cancel.clone(),
+    mut reader: tokio::task::JoinHandle<DownReason>,
+    mut writer: tokio::task::JoinHandle<DownReason>,
+) {
+    let quarter = (params.ticktime / INTENSITY).max(Duration::from_millis(1));
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + quarter, quarter);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = Ticker::new();
+    let (mut reader_done, mut writer_done) = (false, false);
+    let ended = loop {
+        tokio::select! {
+            r = &mut reader => {
+                reader_done = true;
+                break Some(r.unwrap_or_else(|e| DownReason::Error(format!("reader failed: {e}"))));
+            }
+            w = &mut writer => {
+                writer_done = true;
+                break Some(w.unwrap_or_else(|e| DownReason::Error(format!("writer failed: {e}"))));
+            }
+            _ = conn.cancel.cancelled() => break None,
+            _ = timer.tick() => {
+                let period = Period {
+                    read: conn.heard.swap(false, Ordering::Relaxed),
+                    wrote: conn.outbox.take_wrote(),
+                    backlog: conn.outbox.has_backlog(),
+                };
+                match ticker.period(period) {
+                    TickAction::Idle => {}
+                    TickAction::SendTick => conn.outbox.push_tick(),
+                    TickAction::Timeout => break Some(DownReason::TickTimeout),
+                    TickAction::SendTimeout => break Some(DownReason::SendTimeout),
+                }
+            }
+        }
     };
-    tracker.spawn(async move {
-        let reason = tokio::select! {
-            r = &mut reader => { cancel.cancel(); let _ = writer.await; r }
-            w = &mut writer => { cancel.cancel(); let _ = reader.await; w }
-        };
-        let reason = reason.unwrap_or_else(|e| DownReason::Error(format!("task failed: {e}")));
-        dispatch.closed(&peer, id, reason);
-    });
-    handle
+    if let Some(r) = ended {
+        conn.close(r);
+    }
+    writer.abort();
+    reader.abort();
+    // The reader stops at its next await; dispatching never waits, so this is prompt. Every
+    // message it delivered now precedes the nodedown below.
+    if !reader_done {
+        let _ = reader.await;
+    }
+    if !writer_done {
+        let _ = writer.await;
+    }
+    conn.outbox.close();
+    let reason = conn
+        .reason
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or(DownReason::Disconnect);
+    dispatch.closed(&conn, reason);
+    conn.done.cancel();
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
-    quarter: Duration,
-    cancel: CancellationToken,
-) -> DownReason {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + quarter, quarter);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut wrote = false;
-    let mut batch = BytesMut::with_capacity(64 * 1024);
+async fn write_loop(mut wr: WriteHalf<BoxStream>, conn: Arc<ConnHandle>) -> DownReason {
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
     loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                let _ = wr.shutdown().await;
+        conn.outbox.take(WRITE_BATCH, &mut frames);
+        if frames.is_empty() {
+            if conn.outbox.is_closed() {
                 return DownReason::Disconnect;
             }
-            frame = rx.recv() => {
-                let Some(frame) = frame else { return DownReason::Disconnect };
-                batch.extend_from_slice(&frame);
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                if let Err(e) = wr.write_all(&batch).await {
-                    return DownReason::Error(format!("write failed: {e}"));
+            conn.outbox.ready().await;
+            continue;
+        }
+        for f in frames.drain(..) {
+            if f.len() >= WRITE_BATCH {
+                if let Err(e) = write_counted(&mut wr, &batch, &conn).await {
+                    return e;
                 }
                 batch.clear();
-                wrote = true;
-            }
-            _ = ticker.tick() => {
-                if !wrote {
-                    if let Err(e) = wr.write_all(&[0, 0, 0, 0]).await {
-                        return DownReason::Error(format!("write failed: {e}"));
-                    }
+                if let Err(e) = write_counted(&mut wr, &f, &conn).await {
+                    return e;
                 }
-                wrote = false;
+            } else {
+                batch.extend_from_slice(&f);
             }
+        }
+        if let Err(e) = write_counted(&mut wr, &batch, &conn).await {
+            return e;
+        }
+        batch.clear();
+        if batch.capacity() > 4 * WRITE_BATCH {
+            batch = BytesMut::with_capacity(WRITE_BATCH);
         }
     }
 }
 
+/// Writes all of `buf`, crediting the outbox as bytes go out (so progress on a huge frame
+/// counts for the send timeout).
+async fn write_counted(
+    wr: &mut WriteHalf<BoxStream>,
+    buf: &[u8],
+    conn: &ConnHandle,
+) -> Result<(), DownReason> {
+    let mut off = 0;
+    while off < buf.len() {
+        match wr.write(&buf[off..]).await {
+            Ok(0) => return Err(DownReason::Closed),
+            Ok(n) => {
+                off += n;
+                conn.outbox.written(n);
+            }
+            Err(e) => return Err(DownReason::Error(format!("write failed: {e}"))),
+        }
+    }
+    if !buf.is_empty() {
+        if let Err(e) = wr.flush().await {
+            return Err(DownReason::Error(format!("write failed: {e}")));
+        }
+    }
+    Ok(())
+}
+
 async fn read_loop<D: Dispatch>(
-    rd: OwnedReadHalf,
-    peer: PeerInfo,
-    max_frame: usize,
-    quarter: Duration,
+    mut rd: ReadHalf<BoxStream>,
+    conn: Arc<ConnHandle>,
+    params: ConnParams,
     dispatch: Arc<D>,
-    cancel: CancellationToken,
 ) -> DownReason {
-    let mut framed = FramedRead::with_capacity(rd, FrameCodec::new(max_frame), 64 * 1024);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + quarter, quarter);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heard = false;
-    let mut silent_periods = 0u32;
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let mut permit: Option<tokio::sync::SemaphorePermit<'_>> = None;
+    let mut malformed = 0u64;
     loop {
-        let frame = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return DownReason::Disconnect,
-            frame = framed.next() => frame,
-            _ = ticker.tick() => {
-                if heard {
-                    silent_periods = 0;
-                } else {
-                    silent_periods += 1;
-                    if silent_periods >= TICK_INTENSITY {
-                        return DownReason::TickTimeout;
+        loop {
+            let len = match frame_len(&buf, params.max_frame) {
+                Err(e) => {
+                    warn!(peer = %conn.peer.name, "closing connection: {e}");
+                    return DownReason::Error(e.to_string());
+                }
+                Ok(None) => break,
+                Ok(Some(0)) => {
+                    buf.advance(4);
+                    continue;
+                }
+                Ok(Some(len)) => len,
+            };
+            if buf.len() < 4 + len {
+                if len >= LARGE_FRAME && permit.is_none() {
+                    // Wait for room in the node's budget before buffering the body. Not
+                    // reading meanwhile is the point; ticks still run, and a peer that sends
+                    // nothing else for a whole tick time is declared down.
+                    let want = len.min(params.budget_bytes).min(u32::MAX as usize) as u32;
+                    match params.budget.acquire_many(want).await {
+                        Ok(p) => permit = Some(p),
+                        Err(_) => return DownReason::Shutdown,
                     }
                 }
-                heard = false;
-                continue;
+                buf.reserve(4 + len - buf.len());
+                break;
             }
-        };
-        heard = true;
-        match frame {
-            None => return DownReason::Closed,
-            Some(Err(e)) => {
-                warn!(peer = %peer.name, "closing connection: {e}");
-                return DownReason::Error(e.to_string());
-            }
-            Some(Ok(Frame::Tick)) => {}
-            Some(Ok(Frame::Data(data))) => match decode_data(&data) {
-                Ok((control, payload)) => dispatch.dispatch(&peer, control, payload).await,
+            buf.advance(4);
+            let frame = buf.split_to(len).freeze();
+            match decode_data(&frame) {
+                Ok(msg) => dispatch.dispatch(&conn, msg, len),
                 // The framing is intact, so only this message is lost; the link stays up.
-                Err(e) => warn!(peer = %peer.name, "dropping malformed message: {e}"),
-            },
+                Err(e) => {
+                    malformed += 1;
+                    if malformed == 1 || malformed.is_power_of_two() {
+                        warn!(peer = %conn.peer.name, count = malformed, "dropping malformed message: {e}");
+                    } else {
+                        debug!(peer = %conn.peer.name, "dropping malformed message: {e}");
+                    }
+                }
+            }
+            drop(frame);
+            if permit.take().is_some() && buf.capacity() > 4 * READ_BUFFER {
+                // Do not keep a large frame's allocation alive for the rest of the connection.
+                let mut fresh = BytesMut::with_capacity(READ_BUFFER.max(buf.len()));
+                fresh.extend_from_slice(&buf);
+                buf = fresh;
+            }
         }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUFFER);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return DownReason::Closed,
+            Ok(_) => conn.heard.store(true, Ordering::Relaxed),
+            Err(e) => return DownReason::Error(format!("read failed: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::proto::flags;
+    use crate::dist::proto::term::{atom, Pid};
+    use crate::dist::NodeName;
+
+    #[derive(Default)]
+    struct Collect {
+        got: Mutex<Vec<Message>>,
+        closed: Mutex<Option<DownReason>>,
+    }
+
+    impl Dispatch for Collect {
+        fn dispatch(&self, _: &Arc<ConnHandle>, msg: Message, _: usize) {
+            self.got.lock().unwrap().push(msg);
+        }
+        fn closed(&self, _: &Arc<ConnHandle>, reason: DownReason) {
+            *self.closed.lock().unwrap() = Some(reason);
+        }
+    }
+
+    fn params(tick: Duration) -> ConnParams {
+        ConnParams {
+            ticktime: tick,
+            max_frame: 1 << 20,
+            busy_limit: 1 << 16,
+            hard_limit: 1 << 18,
+            budget: Arc::new(Semaphore::new(1 << 20)),
+            budget_bytes: 1 << 20,
+        }
+    }
+
+    fn peer() -> PeerInfo {
+        PeerInfo {
+            name: NodeName::parse("peer@127.0.0.1").unwrap(),
+            flags: flags::advertised(true),
+            creation: 1,
+        }
+    }
+
+    fn send_to(id: u32) -> Control {
+        Control::Send {
+            from: None,
+            to: Pid::new("me@127.0.0.1", id, 0, 1),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_down_after_the_tick_time_even_with_a_stuck_writer() {
+        // The far end never reads or writes: our writes fill the pipe and block.
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let sink = Arc::new(Collect::default());
+        let tracker = TaskTracker::new();
+        let pending = Pending::new(Box::new(ours), peer(), params(Duration::from_secs(8)));
+        let conn = pending.handle().clone();
+        pending.start(sink.clone(), &tracker);
+        for i in 0..100 {
+            let _ = conn.send(&send_to(i), Some(&atom(&"x".repeat(100))));
+        }
+        let started = tokio::time::Instant::now();
+        conn.closed().await;
+        let took = started.elapsed();
+        assert_eq!(*sink.closed.lock().unwrap(), Some(DownReason::TickTimeout));
+        assert!(
+            took >= Duration::from_secs(8) && took <= Duration::from_secs(10),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_are_dispatched_in_order_before_the_close_is_reported() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let sink = Arc::new(Collect::default());
+        let tracker = TaskTracker::new();
+        let pending = Pending::new(Box::new(ours), peer(), params(Duration::from_secs(60)));
+        let conn = pending.handle().clone();
+        pending.start(sink.clone(), &tracker);
+        let mut bytes = Vec::new();
+        for i in 0..50 {
+            bytes.extend_from_slice(&data_frame(&send_to(i), Some(&atom("m")), flags::OURS));
+            bytes.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        // One malformed frame in the middle is dropped alone.
+        bytes.extend_from_slice(&[0, 0, 0, 2, 112, 1]);
+        bytes.extend_from_slice(&data_frame(&send_to(50), Some(&atom("m")), flags::OURS));
+        theirs.write_all(&bytes).await.unwrap();
+        drop(theirs);
+        conn.closed().await;
+        let got = sink.got.lock().unwrap();
+        assert_eq!(got.len(), 51);
+        for (i, m) in got.iter().enumerate() {
+            assert_eq!(m.control, send_to(i as u32));
+        }
+        assert_eq!(*sink.closed.lock().unwrap(), Some(DownReason::Closed));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_ends_only_this_connection() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let sink = Arc::new(Collect::default());
+        let tracker = TaskTracker::new();
+        let pending = Pending::new(Box::new(ours), peer(), params(Duration::from_secs(60)));
+        let conn = pending.handle().clone();
+        pending.start(sink.clone(), &tracker);
+        theirs.write_all(&(2u32 << 20).to_be_bytes()).await.unwrap();
+        conn.closed().await;
+        assert!(matches!(
+            *sink.closed.lock().unwrap(),
+            Some(DownReason::Error(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn close_reports_the_first_reason() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let sink = Arc::new(Collect::default());
+        let tracker = TaskTracker::new();
+        let pending = Pending::new(Box::new(ours), peer(), params(Duration::from_secs(60)));
+        let conn = pending.handle().clone();
+        pending.start(sink.clone(), &tracker);
+        conn.close(DownReason::Replaced);
+        conn.close(DownReason::Shutdown);
+        conn.closed().await;
+        assert_eq!(*sink.closed.lock().unwrap(), Some(DownReason::Replaced));
+        assert_eq!(
+            conn.send(&send_to(1), Some(&atom("x"))),
+            Err(PushError::Closed)
+        );
     }
 }

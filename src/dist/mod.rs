@@ -1,22 +1,28 @@
-//! The Erlang distribution protocol: node names and cookies, the handshake, framing and
-//! control messages, connections with ticks, and the node runtime that routes messages to
-//! mailboxes. Wire facts are in `DESIGN.md` ("Distribution protocol"), verified against OTP 25.
+//! The Erlang distribution protocol and the node runtime.
 //!
-//! `flags`, `name`, `handshake`, `term` and `codec` are sans-IO; `setup` and `connection` own
-//! sockets; `node` owns the routing tables.
+//! - [`proto`] is sans-IO: flags, the handshake, control messages, frames and terms;
+//! - [`setup`] runs the handshake over a stream, [`connection`] runs an established one
+//!   (reader, writer, and the [`tick`] state machine), [`outbox`] is its send queue;
+//! - [`node`] is the runtime: connection slots, processes, routing, dial and accept;
+//! - [`process`] is the process behaviour (gen_server-like, with `sys`), and [`builtin`] the
+//!   processes every node runs.
+//!
+//! Wire facts are in `DESIGN.md` ("Distribution protocol"), verified against OTP 25.
 
 pub mod builtin;
-pub mod codec;
 pub mod connection;
-pub mod flags;
-pub mod handshake;
 pub mod name;
 pub mod node;
+pub mod outbox;
+pub mod process;
+pub mod proto;
 pub mod setup;
-pub mod term;
+pub mod tick;
 
 pub use name::{Cookie, NameKind, NodeName};
 pub use node::{
     parse_gen_call, CallError, ConnectError, Dest, From, Mailbox, Node, NodeConfig, NodeError,
-    NodeEvent, SendError,
+    NodeEvent, NodeEvents, SendError,
 };
+pub use process::{Call, Ctx, Flow, Process, StopPolicy, Subscribers};
+pub use proto::term::{self, Atom, Pid, Ref, Term};

@@ -2,30 +2,31 @@
 //!
 //! A role node registers `{Node, Module, Resource, [Requirement]}` with the beacon, then waits
 //! until every requirement has an online provider and connects to those providers. It does not
-//! poll: the beacon pushes every registration and status change, and the node re-evaluates on
-//! each. When the beacon goes down and comes back (or a new beacon starts), the node registers
-//! again on its own. With `mesh = "full"` it also connects to every online node the beacon
-//! knows, so the cluster is one full mesh as in Erlang; with `mesh = "requirements"` it keeps to
-//! the beacon and its providers.
+//! poll: the beacon pushes every registration and status change. A burst of pushes (thousands
+//! of re-registrations in a second) is **coalesced**: the runner drains whatever is queued,
+//! then asks for its requirements once, with at most one request in flight; a failed request is
+//! retried after a pause, never once per event. When the beacon goes down (its node, or just
+//! its process) and comes back, the node registers again on its own. With `mesh = "full"` it
+//! also connects to every online node the beacon knows, in the background, so the cluster is
+//! one full mesh as in Erlang; with `mesh = "requirements"` it keeps to the beacon and its
+//! providers.
 //!
-//! Built-in behaviours: `gate_manager` keeps the table of gates (`{register_gate, Node}`,
-//! `get_gates`) and `gate` registers itself with its gate_managers.
+//! Built-in behaviours: `gate_manager` keeps the table of gates and `gate` registers itself
+//! with its gate_managers ([`gates`]).
 
 pub mod gates;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::beacon::wire::{self, Event};
-use crate::beacon::{BeaconClient, Provider, Registration};
+use crate::beacon::{BeaconClient, Event, Provider, Registration, SubscriptionEvent};
 use crate::config::{Mesh, Role};
 use crate::dist::{Node, NodeEvent, NodeName};
 
-/// Pause between attempts to reach an absent beacon.
+/// Pause between attempts to reach an absent beacon, or to ask again after a failed request.
 const RETRY: Duration = Duration::from_millis(500);
 
 /// Where a role node is in its start-up, for spinners, `cluster up` and logs.
@@ -74,169 +75,239 @@ pub async fn run(
         resource: role.resource.clone(),
         requirements: role.requirements.clone(),
     };
+    let mut runner = Runner {
+        node,
+        client,
+        role,
+        mesh,
+        phase,
+        gate_managers: BTreeSet::new(),
+    };
     loop {
-        phase.send_replace(Phase::Connecting);
-        if !reach_and_register(&node, &client, &registration).await {
+        runner.phase.send_replace(Phase::Connecting);
+        if !runner.reach_and_register(&registration).await {
             return;
         }
-        phase.send_replace(Phase::Registered);
+        runner.phase.send_replace(Phase::Registered);
         info!(%beacon, "registered with the beacon");
         // Returns when the beacon goes away; then register again.
-        if !follow(&node, &client, &role, mesh, &phase).await {
+        if !runner.follow().await {
             return;
         }
         warn!(%beacon, "beacon went down; will register again when it is back");
     }
 }
 
-/// Connects to the beacon and registers, retrying until it works or the node stops.
-async fn reach_and_register(node: &Node, client: &BeaconClient, reg: &Registration) -> bool {
-    let mut logged = false;
-    loop {
-        let attempt = async {
-            node.connect(client.beacon())
-                .await
-                .map_err(|e| e.to_string())?;
-            client
-                .register(reg.clone())
-                .await
-                .map_err(|e| e.to_string())
-        };
-        match attempt.await {
-            Ok(()) => return true,
-            Err(e) => {
-                if !logged {
-                    warn!(beacon = %client.beacon(), "cannot register yet: {e}");
+struct Runner {
+    node: Node,
+    client: BeaconClient,
+    role: Role,
+    mesh: Mesh,
+    phase: watch::Sender<Phase>,
+    gate_managers: BTreeSet<String>,
+}
+
+/// What following the beacon's pushes decided.
+enum Next {
+    /// Keep going; whether the requirements must be asked again.
+    Continue(bool),
+    /// The beacon is gone.
+    BeaconDown,
+}
+
+impl Runner {
+    /// Connects to the beacon and registers, retrying until it works or the node stops.
+    async fn reach_and_register(&self, reg: &Registration) -> bool {
+        let mut logged = false;
+        loop {
+            let attempt = async {
+                self.node
+                    .connect(self.client.beacon())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.client
+                    .register(reg.clone())
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let result = tokio::select! {
+                _ = self.node.stopped() => return false,
+                r = attempt => r,
+            };
+            match result {
+                Ok(()) => return true,
+                Err(e) if !logged => {
+                    warn!(beacon = %self.client.beacon(), "cannot register yet: {e}");
                     logged = true;
                 }
+                Err(e) => debug!(beacon = %self.client.beacon(), "cannot register yet: {e}"),
+            }
+            tokio::select! {
+                _ = self.node.stopped() => return false,
+                _ = tokio::time::sleep(RETRY) => {}
             }
         }
-        tokio::select! {
-            _ = node.stopped() => return false,
-            _ = tokio::time::sleep(RETRY) => {}
+    }
+
+    /// Follows the beacon's pushes until the beacon goes down (`true`) or the node stops
+    /// (`false`).
+    async fn follow(&mut self) -> bool {
+        let mut sub = match self.client.subscribe().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("cannot subscribe to the beacon: {e}");
+                return true;
+            }
+        };
+        if self.mesh == Mesh::Full {
+            self.connect_all().await;
+        }
+        let mut dirty = true;
+        let mut failing = false;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        loop {
+            if dirty && retry_at.is_none() {
+                match self.client.offer(self.node.name().as_str()).await {
+                    Ok(offer) => {
+                        dirty = false;
+                        if failing {
+                            info!("the beacon answers again");
+                            failing = false;
+                        }
+                        self.apply(offer);
+                    }
+                    Err(e) => {
+                        if !failing {
+                            warn!("cannot get requirements: {e}; asking again shortly");
+                            failing = true;
+                        } else {
+                            debug!("cannot get requirements: {e}");
+                        }
+                        retry_at = Some(tokio::time::Instant::now() + RETRY);
+                    }
+                }
+            }
+            let retry = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let first = tokio::select! {
+                _ = self.node.stopped() => return false,
+                ev = sub.next() => match ev { Some(ev) => Some(ev), None => return false },
+                _ = retry => { retry_at = None; None }
+            };
+            // Drain the burst, then ask once.
+            let mut pending = first;
+            while let Some(ev) = pending.take().or_else(|| sub.try_next()) {
+                match self.on_event(ev) {
+                    Next::Continue(d) => dirty |= d,
+                    Next::BeaconDown => return true,
+                }
+            }
         }
     }
-}
 
-/// Follows the beacon's pushes until the beacon goes down (`true`) or the node stops (`false`).
-async fn follow(
-    node: &Node,
-    client: &BeaconClient,
-    role: &Role,
-    mesh: Mesh,
-    phase: &watch::Sender<Phase>,
-) -> bool {
-    let mut events = node.monitor_nodes();
-    let mut inbox = node.spawn_mailbox();
-    if let Err(e) = client.subscribe(&inbox).await {
-        warn!("cannot subscribe to the beacon: {e}");
-        return true;
+    fn on_event(&mut self, ev: SubscriptionEvent) -> Next {
+        match ev {
+            SubscriptionEvent::Beacon(Event::Registered(info)) => {
+                if self.mesh == Mesh::Full
+                    && info.status == "online"
+                    && info.node != self.node.name().as_str()
+                {
+                    if let Ok(n) = NodeName::parse(&info.node) {
+                        self.node.connect_background(&n);
+                    }
+                }
+                Next::Continue(true)
+            }
+            SubscriptionEvent::Beacon(Event::Offline { .. }) => Next::Continue(true),
+            SubscriptionEvent::Beacon(Event::Resync) => {
+                if self.mesh == Mesh::Full {
+                    let node = self.node.clone();
+                    let client = self.client.clone();
+                    self.node
+                        .spawn_task(async move { connect_all(&node, &client).await });
+                }
+                Next::Continue(true)
+            }
+            SubscriptionEvent::BeaconDown { reason } => {
+                debug!(%reason, "the beacon is gone");
+                Next::BeaconDown
+            }
+            SubscriptionEvent::Node(NodeEvent::Down { node, reason, .. }) => {
+                if let Phase::Ready(providers) = &*self.phase.borrow() {
+                    if providers.iter().any(|p| p.node == node.as_str()) {
+                        warn!(provider = %node, %reason, "a provider went down");
+                    }
+                }
+                Next::Continue(false)
+            }
+            SubscriptionEvent::Node(NodeEvent::Up { .. }) => Next::Continue(false),
+        }
     }
-    if mesh == Mesh::Full {
-        connect_all(node, client).await;
+
+    async fn connect_all(&self) {
+        connect_all(&self.node, &self.client).await
     }
-    let mut gate_managers: BTreeSet<String> = BTreeSet::new();
-    evaluate(node, client, role, phase, &mut gate_managers).await;
-    loop {
-        tokio::select! {
-            _ = node.stopped() => return false,
-            msg = inbox.recv() => {
-                let Some(msg) = msg else { return false };
-                if mesh == Mesh::Full {
-                    if let Some(Event::Registered(joined)) = wire::parse_event(&msg) {
-                        if joined.node != node.name().as_str() {
-                            if let Ok(name) = NodeName::parse(&joined.node) {
-                                let _ = node.connect(&name).await;
+
+    /// Updates the phase from an offer, connects to the providers (in the background), and
+    /// lets a gate register with any new gate_manager.
+    fn apply(&mut self, offer: Vec<Provider>) {
+        let missing: Vec<String> = self
+            .role
+            .requirements
+            .iter()
+            .filter(|r| !offer.iter().any(|p| &p.name == *r))
+            .cloned()
+            .collect();
+        for p in &offer {
+            if let Ok(name) = NodeName::parse(&p.node) {
+                self.node.connect_background(&name);
+            }
+        }
+        if self.role.name == "gate" {
+            let current: BTreeSet<String> = offer
+                .iter()
+                .filter(|p| p.name == "gate_manager")
+                .map(|p| p.node.clone())
+                .collect();
+            for gm in current.difference(&self.gate_managers) {
+                if let Ok(gm) = NodeName::parse(gm) {
+                    let client = gates::GateManagerClient::new(self.node.clone(), gm.clone());
+                    self.node.spawn_task(async move {
+                        match client.register_gate().await {
+                            Ok(()) => info!(manager = %gm, "registered with gate_manager"),
+                            Err(e) => {
+                                warn!(manager = %gm, "cannot register with gate_manager: {e}")
                             }
                         }
-                    }
+                    });
                 }
-                evaluate(node, client, role, phase, &mut gate_managers).await;
             }
-            ev = events.recv() => match ev {
-                Ok(NodeEvent::Down { node: n, reason, .. }) => {
-                    if &n == client.beacon() {
-                        return true;
-                    }
-                    if let Phase::Ready(providers) = &*phase.borrow() {
-                        if providers.iter().any(|p| p.node == n.as_str()) {
-                            warn!(provider = %n, %reason, "a provider went down");
-                        }
-                    }
-                }
-                Ok(NodeEvent::Up { .. }) => {}
-                Err(RecvError::Lagged(_)) => evaluate(node, client, role, phase, &mut gate_managers).await,
-                Err(RecvError::Closed) => return false,
-            },
+            self.gate_managers = current;
+        }
+        let next = if missing.is_empty() {
+            Phase::Ready(offer)
+        } else {
+            Phase::Waiting(missing)
+        };
+        if *self.phase.borrow() != next {
+            info!("{next}");
+            self.phase.send_replace(next);
         }
     }
 }
 
+/// Connects (in the background) to every online node the beacon lists.
 async fn connect_all(node: &Node, client: &BeaconClient) {
     let Ok(nodes) = client.nodes().await else {
         return;
     };
     for n in nodes.iter().filter(|n| n.status == "online") {
-        if n.node == node.name().as_str() {
-            continue;
-        }
         if let Ok(name) = NodeName::parse(&n.node) {
-            if let Err(e) = node.connect(&name).await {
-                warn!(peer = %name, "mesh: cannot connect: {e}");
-            }
+            node.connect_background(&name);
         }
-    }
-}
-
-/// Asks for the offer, updates the phase, connects to providers, and lets a gate register with
-/// any new gate_manager.
-async fn evaluate(
-    node: &Node,
-    client: &BeaconClient,
-    role: &Role,
-    phase: &watch::Sender<Phase>,
-    gate_managers: &mut BTreeSet<String>,
-) {
-    let offer = match client.offer(node.name().as_str()).await {
-        Ok(o) => o,
-        Err(e) => {
-            warn!("cannot get requirements: {e}");
-            return;
-        }
-    };
-    let missing: Vec<String> = role
-        .requirements
-        .iter()
-        .filter(|r| !offer.iter().any(|p| &p.name == *r))
-        .cloned()
-        .collect();
-    for p in &offer {
-        if let Ok(name) = NodeName::parse(&p.node) {
-            if let Err(e) = node.connect(&name).await {
-                warn!(provider = %name, "cannot connect: {e}");
-            }
-        }
-    }
-    if role.name == "gate" {
-        let current: BTreeSet<String> = offer
-            .iter()
-            .filter(|p| p.name == "gate_manager")
-            .map(|p| p.node.clone())
-            .collect();
-        for gm in current.difference(gate_managers) {
-            if let Ok(gm) = NodeName::parse(gm) {
-                gates::register_gate(node, &gm).await;
-            }
-        }
-        *gate_managers = current;
-    }
-    let next = if missing.is_empty() {
-        Phase::Ready(offer)
-    } else {
-        Phase::Waiting(missing)
-    };
-    if *phase.borrow() != next {
-        info!("{next}");
-        phase.send_replace(next);
     }
 }

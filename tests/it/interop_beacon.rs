@@ -1,21 +1,17 @@
 //! The beacon's wire contract against a real Elixir node written for seed 000: it calls
 //! `GenServer.call({BeaconServer.Beacon, beacon}, …)` exactly as the seed's clients do.
 
-mod util;
-
 use std::time::Duration;
 
-use cluster::beacon::{BeaconClient, Registration};
+use crate::util::{elixir, have_elixir, wait_line, Daemon};
+use cluster::beacon::{BeaconClient, Event, Registration, SubscriptionEvent};
 use cluster::dist::term::atom;
-use cluster::dist::{Cookie, Dest, Node, NodeConfig, NodeName};
-use util::{elixir, have_elixir, wait_line, Daemon};
+use cluster::dist::{Dest, Node, NodeName};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn node(name: &str, epmd: &Daemon) -> Node {
-    let mut cfg = NodeConfig::new(NodeName::parse(name).unwrap(), Cookie::new("seed"));
-    cfg.epmd_port = epmd.port;
-    Node::start(cfg).await.unwrap()
+    crate::util::start_node(name, epmd, "seed").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +58,7 @@ async fn an_elixir_seed_client_registers_and_gets_online_providers_only() {
         .await
         .unwrap();
     let driver = Dest::name("driver", &NodeName::parse("gate_ex@127.0.0.1").unwrap());
-    beacon.send(&driver, atom("go1")).await.unwrap();
+    beacon.send(&driver, atom("go1")).unwrap();
     assert_eq!(
         wait_line(&mut lines, "after", DEADLINE).await,
         r#"after {:ok, [%{module: GateManager.Interface, name: :gate_manager, node: :"gm1@127.0.0.1"}]}"#
@@ -71,19 +67,22 @@ async fn an_elixir_seed_client_registers_and_gets_online_providers_only() {
     // The provider stops: once the beacon has seen it go, it is no longer offered.
     let watcher_node = node("watcher@127.0.0.1", &epmd).await;
     let watcher = BeaconClient::new(watcher_node.clone(), beacon.name().clone());
-    let mut inbox = watcher_node.spawn_mailbox();
-    watcher.subscribe(&inbox).await.unwrap();
+    let mut events = watcher.subscribe().await.unwrap();
     provider.shutdown().await;
     tokio::time::timeout(DEADLINE, async {
         loop {
-            let msg = inbox.recv().await.expect("beacon events");
-            if msg.to_string().contains("offline") && msg.to_string().contains("gm1@127.0.0.1") {
-                return;
+            match events.next().await.expect("beacon events") {
+                SubscriptionEvent::Beacon(Event::Offline { node, .. })
+                    if node == "gm1@127.0.0.1" =>
+                {
+                    return
+                }
+                _ => {}
             }
         }
     })
     .await
     .expect("the beacon marks gm1 offline");
-    beacon.send(&driver, atom("go2")).await.unwrap();
+    beacon.send(&driver, atom("go2")).unwrap();
     assert_eq!(wait_line(&mut lines, "gone", DEADLINE).await, "gone nil");
 }

@@ -1,15 +1,13 @@
 //! The port-mapper daemon over real sockets: registration lifetime, duplicates, lookups, the
 //! control requests, and hostile clients. Each test runs its own daemon on a fresh port.
 
-mod util;
-
 use std::time::Duration;
 
+use crate::util::{wait_for, Daemon};
 use cluster::epmd::proto::{ControlReply, NodeEntry, MAX_REQUEST_LEN};
 use cluster::epmd::{ClientError, EpmdClient, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use util::{wait_for, Daemon};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 

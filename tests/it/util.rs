@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: in-process port mappers on fresh ports, real
 //! Erlang processes that are stopped by pid when a test ends, and deadline-bound waiting.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // not every helper is used by every module
 
 use std::future::Future;
 use std::net::TcpListener as StdListener;
@@ -109,10 +109,20 @@ pub fn cluster_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cluster"))
 }
 
+/// The HOME every child process gets: under cargo's target directory, never the user's.
+pub fn test_home() -> PathBuf {
+    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("home");
+    std::fs::create_dir_all(&home).expect("test home");
+    home
+}
+
 /// Starts `cluster` with `args` in the background, stdout and stderr piped.
 pub fn cluster_spawn(args: &[&str]) -> Proc {
     let child = Command::new(cluster_bin())
         .args(args)
+        .env("HOME", test_home())
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
         .env_remove("CLUSTER_ROLES")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -127,6 +137,9 @@ pub fn cluster_spawn(args: &[&str]) -> Proc {
 pub fn cluster(args: &[&str]) -> Output {
     Command::new(cluster_bin())
         .args(args)
+        .env("HOME", test_home())
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
         .env_remove("ERL_EPMD_PORT")
         .env_remove("CLUSTER_ROLES")
         .env_remove("RUST_LOG")
@@ -186,13 +199,19 @@ impl Proc {
         lines_of(child.stderr.take().expect("stderr piped"))
     }
 
-    /// Sends a signal to the process by pid.
+    /// Sends a signal (`"STOP"`, `"CONT"`, `"TERM"`, `"KILL"`, `"INT"`) to the process by pid.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{sig} {}", self.pid());
+        use nix::sys::signal::Signal;
+        let sig = match sig {
+            "STOP" => Signal::SIGSTOP,
+            "CONT" => Signal::SIGCONT,
+            "TERM" => Signal::SIGTERM,
+            "KILL" => Signal::SIGKILL,
+            "INT" => Signal::SIGINT,
+            other => panic!("unknown signal {other}"),
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig)
+            .unwrap_or_else(|e| panic!("kill -{sig} {}: {e}", self.pid()));
     }
 
     /// Waits (on a blocking thread) for the process to exit by itself, up to `limit`, and
@@ -204,7 +223,10 @@ impl Proc {
         match tokio::time::timeout(limit, waiter).await {
             Ok(joined) => joined.expect("join").expect("wait for process"),
             Err(_) => {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 panic!("process {pid} did not exit within {limit:?}");
             }
         }
@@ -261,6 +283,7 @@ pub fn elixir(name: &str, epmd_port: u16, cookie: &str, script: &str) -> Proc {
             script,
         ])
         .current_dir(std::env::temp_dir())
+        .env("HOME", test_home())
         .env("ERL_EPMD_PORT", epmd_port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -291,6 +314,7 @@ pub fn erl_with(name: &str, epmd_port: u16, cookie: &str, extra: &[&str], eval: 
         .args(extra)
         .args(["-eval", eval])
         .current_dir(std::env::temp_dir())
+        .env("HOME", test_home())
         .env("ERL_EPMD_PORT", epmd_port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -300,29 +324,49 @@ pub fn erl_with(name: &str, epmd_port: u16, cookie: &str, extra: &[&str], eval: 
     Proc::new(child)
 }
 
-/// Waits, up to `limit`, for the first event on `rx` that `pick` maps to `Some`.
-pub async fn next_event<T: Clone, R>(
+/// Waits, up to `limit`, for the first node event that `pick` maps to `Some`.
+pub async fn next_event<R>(
     what: &str,
-    rx: &mut tokio::sync::broadcast::Receiver<T>,
+    rx: &mut cluster::dist::NodeEvents,
     limit: Duration,
-    mut pick: impl FnMut(T) -> Option<R>,
+    mut pick: impl FnMut(cluster::dist::NodeEvent) -> Option<R>,
 ) -> R {
     let work = async {
         loop {
             match rx.recv().await {
-                Ok(ev) => {
+                Some(ev) => {
                     if let Some(r) = pick(ev) {
                         return r;
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(e) => panic!("event stream ended while waiting for {what}: {e}"),
+                None => panic!("event stream ended while waiting for {what}"),
             }
         }
     };
     tokio::time::timeout(limit, work)
         .await
         .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// A node config for tests: the name, cookie and the in-process port mapper.
+pub fn node_config(name: &str, epmd: &Daemon, cookie: &str) -> cluster::dist::NodeConfig {
+    cluster::dist::NodeConfig::new(
+        cluster::dist::NodeName::parse(name).expect("node name"),
+        cluster::dist::Cookie::new(cookie),
+    )
+    .with_epmd_port(epmd.port)
+}
+
+/// A started node with default settings.
+pub async fn start_node(name: &str, epmd: &Daemon, cookie: &str) -> cluster::dist::Node {
+    cluster::dist::Node::start(node_config(name, epmd, cookie))
+        .await
+        .expect("node starts")
+}
+
+/// A temporary HOME for child processes, so tests never touch the user's files.
+pub fn temp_home() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp home")
 }
 
 fn lines_of(r: impl std::io::Read + Send + 'static) -> tokio::sync::mpsc::Receiver<String> {

@@ -1,17 +1,15 @@
 //! The `cluster` binary as a user runs it: exit codes, messages, the roles file, completions,
 //! and the port mapper as a foreground process and as a daemon.
 
-mod util;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cluster::epmd::{EpmdClient, NodeEntry};
-use util::{
+use crate::util::{
     cluster, cluster_async, cluster_bin, free_port, stderr, stdout, wait_for, Daemon, Proc,
 };
+use cluster::epmd::{EpmdClient, NodeEntry};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 

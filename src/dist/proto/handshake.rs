@@ -18,7 +18,7 @@ use md5::{Digest, Md5};
 use thiserror::Error;
 
 use super::flags;
-use super::name::{Cookie, NameError, NodeName};
+use crate::dist::name::{Cookie, NameError, NodeName};
 
 /// What one side says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

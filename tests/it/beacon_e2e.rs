@@ -2,14 +2,13 @@
 //! `requirements` tool, `get_gates`, a provider killed and restarted, the beacon restarted,
 //! and `cluster up`.
 
-mod util;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cluster::beacon::BeaconClient;
+use crate::util::{cluster_async, cluster_spawn, stdout, wait_for, wait_line, Daemon, Proc};
+use cluster::beacon::{BeaconClient, Event, SubscriptionEvent};
 use cluster::dist::{Cookie, Node, NodeConfig, NodeName};
-use util::{cluster_async, cluster_spawn, stdout, wait_for, wait_line, Daemon, Proc};
+use cluster::roles::gates::GateManagerClient;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const ROLES: [&str; 5] = [
@@ -29,11 +28,11 @@ fn start_role(role: &str, epmd: &Daemon) -> Proc {
 }
 
 async fn observer(epmd: &Daemon) -> (Node, BeaconClient) {
-    let mut cfg = NodeConfig::hidden_client(
+    let cfg = NodeConfig::hidden_client(
         NodeName::parse("observer@127.0.0.1").unwrap(),
         Cookie::new("e2e"),
-    );
-    cfg.epmd_port = epmd.port;
+    )
+    .with_epmd_port(epmd.port);
     let node = Node::start(cfg).await.unwrap();
     let client = BeaconClient::new(node.clone(), NodeName::parse("beacon1@127.0.0.1").unwrap());
     (node, client)
@@ -84,22 +83,28 @@ async fn roles_register_find_providers_and_recover() {
     // The gate registered itself with its gate_manager.
     let gm = NodeName::parse("gate_manager1@127.0.0.1").unwrap();
     let gates = wait_for("gate1 in get_gates", DEADLINE, || async {
-        let g = cluster::roles::gates::get_gates(&obs, &gm).await.ok()?;
+        let g = GateManagerClient::new(obs.clone(), gm.clone())
+            .gates()
+            .await
+            .ok()?;
         g.contains(&"gate1@127.0.0.1".to_string()).then_some(g)
     })
     .await;
     assert_eq!(gates, ["gate1@127.0.0.1"]);
 
     // kill -9 gate_manager1: offline at the beacon within 1 s, and requirements exits 1.
-    let mut inbox = obs.spawn_mailbox();
-    client.subscribe(&inbox).await.unwrap();
+    let mut events = client.subscribe().await.unwrap();
     procs.get("gate_manager").unwrap().signal("KILL");
     let killed = Instant::now();
     tokio::time::timeout(Duration::from_secs(1), async {
         loop {
-            let msg = inbox.recv().await.expect("beacon events").to_string();
-            if msg.contains("offline") && msg.contains("gate_manager1@127.0.0.1") {
-                return;
+            match events.next().await.expect("beacon events") {
+                SubscriptionEvent::Beacon(Event::Offline { node, .. })
+                    if node == "gate_manager1@127.0.0.1" =>
+                {
+                    return
+                }
+                _ => {}
             }
         }
     })
@@ -120,7 +125,10 @@ async fn roles_register_find_providers_and_recover() {
     let out = requirements(&epmd, "gate1@127.0.0.1", &["--wait", "20"]).await;
     assert!(out.status.success(), "{out:?}");
     wait_for("gate1 back in get_gates", DEADLINE, || async {
-        let g = cluster::roles::gates::get_gates(&obs, &gm).await.ok()?;
+        let g = GateManagerClient::new(obs.clone(), gm.clone())
+            .gates()
+            .await
+            .ok()?;
         g.contains(&"gate1@127.0.0.1".to_string()).then_some(())
     })
     .await;
@@ -155,8 +163,9 @@ async fn unknown_role_is_refused_with_the_declared_roles() {
         &roles_file(),
     ])
     .await;
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = util::stderr(&out);
+    // A configuration error: exit 2.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = crate::util::stderr(&out);
     assert!(err.contains("unknown role \"wizard\""), "{err}");
     assert!(
         err.contains("beacon, gate_manager, gate, data_contact, data_service"),
@@ -166,9 +175,9 @@ async fn unknown_role_is_refused_with_the_declared_roles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_up_starts_everything_and_sigint_leaves_nothing_behind() {
-    let port = util::free_port().to_string();
+    let port = crate::util::free_port().to_string();
     let mut up = Proc::new(
-        std::process::Command::new(util::cluster_bin())
+        std::process::Command::new(crate::util::cluster_bin())
             .args(["up", "--epmd-port", &port, "--roles", &roles_file()])
             .env("CLUSTER_COOKIE", "e2e")
             .stdin(std::process::Stdio::null())

@@ -2,13 +2,11 @@
 //! the real `epmd -names` must read our replies, and `cluster names` must read the real
 //! `epmd`'s. CI installs OTP, so these always run there.
 
-mod util;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::util::{cluster_async, erl, free_port, have_erlang, stdout, wait_for, Daemon, Proc};
 use cluster::epmd::{EpmdClient, NodeType};
-use util::{cluster_async, erl, free_port, have_erlang, stdout, wait_for, Daemon, Proc};
 
 /// erl takes about a second to boot; allow for a loaded CI machine.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -107,7 +105,7 @@ async fn b_two_erl_nodes_find_each_other_through_us() {
     assert!(
         text.contains("ping pong"),
         "stdout: {text}\nstderr: {}",
-        util::stderr(&out)
+        crate::util::stderr(&out)
     );
     assert!(
         text.contains("names [\"interop_b1\",\"interop_b2\"]"),

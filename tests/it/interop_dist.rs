@@ -2,23 +2,19 @@
 //! both ways, cookies, failure detection with ticks, and `cluster monitor`. CI installs OTP, so
 //! these always run there.
 
-mod util;
-
 use std::time::{Duration, Instant};
 
-use cluster::dist::term::{self, atom, tuple};
-use cluster::dist::{parse_gen_call, Cookie, Dest, Node, NodeConfig, NodeEvent, NodeName};
-use util::{
+use crate::util::{
     cluster_async, cluster_spawn, erl, erl_with, have_erlang, next_event, stdout, wait_for,
     wait_line, Daemon,
 };
+use cluster::dist::term::{atom, int, list, tuple, Term};
+use cluster::dist::{parse_gen_call, Dest, Node, NodeEvent};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn rust_node(name: &str, epmd: &Daemon, cookie: &str) -> Node {
-    let mut cfg = NodeConfig::new(NodeName::parse(name).unwrap(), Cookie::new(cookie));
-    cfg.epmd_port = epmd.port;
-    Node::start(cfg).await.expect("rust node starts")
+    crate::util::start_node(name, epmd, cookie).await
 }
 
 async fn registered(port: u16, name: &str) -> bool {
@@ -49,7 +45,7 @@ async fn erl_pings_calls_and_messages_a_rust_node() {
         while let Some(msg) = server.recv().await {
             if let Some((from, req)) = parse_gen_call(&msg) {
                 let reply = tuple(vec![atom("echoed"), req.clone()]);
-                let _ = server.node().reply(&from, reply).await;
+                let _ = server.node().reply(&from, reply);
             }
         }
     });
@@ -67,7 +63,11 @@ async fn erl_pings_calls_and_messages_a_rust_node() {
         .wait_output(DEADLINE)
         .await;
     let text = stdout(&out);
-    assert!(text.contains("ping pong"), "{text}\n{}", util::stderr(&out));
+    assert!(
+        text.contains("ping pong"),
+        "{text}\n{}",
+        crate::util::stderr(&out)
+    );
     assert!(text.contains("call {echoed,{add,1,2}}"), "{text}");
     assert!(
         text.contains("noproc {'EXIT',{noproc,{gen_server,call,"),
@@ -80,18 +80,12 @@ async fn erl_pings_calls_and_messages_a_rust_node() {
         .await
         .expect("message from erl")
         .unwrap();
-    let els = term::as_tuple(&msg).expect("a tuple");
+    let els = msg.as_tuple().expect("a tuple");
     assert_eq!(els[0], atom("hello"));
-    // Erlang sends a list of small integers as STRING_EXT.
-    assert_eq!(
-        els[1],
-        eetf::Term::from(eetf::ByteList::from(vec![1u8, 2, 3]))
-    );
-    assert_eq!(
-        els[2],
-        eetf::Term::from(eetf::Binary::from(b"bin".to_vec()))
-    );
-    assert!(matches!(&els[3], eetf::Term::Pid(p) if p.node.name == "erl_a@127.0.0.1"));
+    // Erlang sends a list of small integers as STRING_EXT; it is the same list.
+    assert_eq!(els[1], list(vec![int(1), int(2), int(3)]));
+    assert_eq!(els[2], Term::Binary(b"bin".to_vec().into()));
+    assert!(matches!(&els[3], Term::Pid(p) if p.node.as_str() == "erl_a@127.0.0.1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,18 +110,14 @@ async fn rust_messages_and_calls_an_erl_node() {
         .await
         .expect("erl says ready")
         .unwrap();
-    assert_eq!(
-        term::as_tuple(&msg).map(|t| t[0].clone()),
-        Some(atom("ready"))
-    );
+    assert_eq!(msg.as_tuple().map(|t| t[0].clone()), Some(atom("ready")));
 
-    let erl_name = NodeName::parse("erl_b@127.0.0.1").unwrap();
+    let erl_name = cluster::dist::NodeName::parse("erl_b@127.0.0.1").unwrap();
     let mut me = node.spawn_mailbox();
     me.send(
         &Dest::name("inbox", &erl_name),
-        tuple(vec![term::pid(me.pid()), atom("from_rust")]),
+        tuple(vec![Term::Pid(me.pid()), atom("from_rust")]),
     )
-    .await
     .unwrap();
     let got = tokio::time::timeout(DEADLINE, me.recv())
         .await
@@ -141,7 +131,6 @@ async fn rust_messages_and_calls_an_erl_node() {
         .unwrap();
     assert_eq!(reply, tuple(vec![atom("erl_says"), atom("question")]));
     node.send(&Dest::name("inbox", &erl_name), atom("stop"))
-        .await
         .unwrap();
 }
 
@@ -243,7 +232,11 @@ async fn cluster_ping_against_erl_and_rust_nodes() {
 /// Starts `cluster start --name NAME@127.0.0.1` and an erl node that connects to it and waits
 /// for its nodedown; sends `signal` to the Rust node and returns erl's nodedown line and the
 /// Rust process.
-async fn erl_sees_nodedown_after(signal: &str, name: &str, epmd: &Daemon) -> (String, util::Proc) {
+async fn erl_sees_nodedown_after(
+    signal: &str,
+    name: &str,
+    epmd: &Daemon,
+) -> (String, crate::util::Proc) {
     let port = epmd.port.to_string();
     let node = format!("{name}@127.0.0.1");
     let rust = cluster_spawn(&[
@@ -302,11 +295,7 @@ async fn a_stopped_erl_node_times_out_with_net_tick_timeout() {
         return;
     }
     let epmd = Daemon::start().await;
-    let mut cfg = NodeConfig::new(
-        NodeName::parse("rs_e@127.0.0.1").unwrap(),
-        Cookie::new("interop"),
-    );
-    cfg.epmd_port = epmd.port;
+    let mut cfg = crate::util::node_config("rs_e@127.0.0.1", &epmd, "interop");
     cfg.ticktime = Duration::from_secs(4);
     let node = Node::start(cfg).await.unwrap();
     let mut events = node.monitor_nodes();

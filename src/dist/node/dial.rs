@@ -1,0 +1,233 @@
+//! Setting connections up: dials run in the background (a send never waits for one), each
+//! bounded by the setup time per step, with a node-wide cap on dials in progress. Dialled and
+//! accepted connections alike are installed here, once the slot table agrees the attempt still
+//! owns the slot.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tracing::{debug, info};
+
+use super::super::connection::{ConnParams, DownReason, Pending};
+use super::super::proto::flags;
+use super::super::proto::handshake::{HandshakeError, Initiator, LocalInfo, PeerInfo};
+use super::super::setup::{self, SetupError};
+use super::super::NodeName;
+use super::events::NodeEvent;
+use super::peers::Claim;
+use super::{lock, ConnectError, Inner, Node};
+use crate::net::BoxStream;
+
+/// Failures remembered per peer, for `connect` callers; beyond this the table is cleared.
+const MAX_FAILURES: usize = 10_000;
+
+impl Inner {
+    pub(super) fn local_info(&self) -> LocalInfo {
+        LocalInfo {
+            name: self.cfg.name.clone(),
+            flags: flags::advertised(self.cfg.visible),
+            creation: self.creation.load(Ordering::Relaxed),
+        }
+    }
+
+    fn conn_params(&self) -> ConnParams {
+        ConnParams {
+            ticktime: self.cfg.ticktime,
+            max_frame: self.cfg.max_frame,
+            busy_limit: self.cfg.busy_limit,
+            hard_limit: self.cfg.hard_limit,
+            budget: self.budget.clone(),
+            budget_bytes: self.cfg.receive_budget.max(1),
+        }
+    }
+
+    /// Attempt `attempt` to `peer` succeeded: install the connection (unless a newer attempt
+    /// took the slot), flush what was queued meanwhile, report nodeup and start it.
+    pub(super) fn install(
+        self: &Arc<Self>,
+        peer: &NodeName,
+        attempt: u64,
+        stream: BoxStream,
+        info: PeerInfo,
+    ) {
+        let pending = Pending::new(stream, info, self.conn_params());
+        let handle = pending.handle().clone();
+        let established = lock(&self.peers).established(peer, attempt, handle.clone());
+        let (queue, replaced) = match established {
+            Ok(r) => r,
+            Err(_) => {
+                debug!(%peer, "connection superseded by a newer attempt; closing it");
+                return;
+            }
+        };
+        let mut dropped = 0usize;
+        for q in queue {
+            if handle.send(&q.control, q.message.as_ref()).is_err() {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            debug!(%peer, dropped, "messages queued during connection set-up were dropped");
+        }
+        if let Some(old) = replaced {
+            old.close(DownReason::Replaced);
+            self.lost(peer);
+            info!(%peer, "nodedown (replaced by a new connection)");
+            self.node_event(NodeEvent::Down {
+                node: peer.clone(),
+                visible: old.peer.is_visible(),
+                connection: old.id,
+                reason: DownReason::Replaced.to_string(),
+            });
+        }
+        lock(&self.failures).remove(peer);
+        self.changed.send_modify(|v| *v += 1);
+        info!(%peer, visible = handle.peer.is_visible(), connection = handle.id, "nodeup");
+        self.node_event(NodeEvent::Up {
+            node: peer.clone(),
+            visible: handle.peer.is_visible(),
+            connection: handle.id,
+        });
+        pending.start(self.clone(), &self.tracker);
+    }
+
+    /// Attempt `attempt` to `peer` failed. If it still owned the slot, what it had queued is
+    /// dropped and every monitor and link made meanwhile ends with `noconnection`.
+    pub(super) fn attempt_failed(&self, peer: &NodeName, attempt: u64, error: ConnectError) {
+        let Some(queue) = lock(&self.peers).failed(peer, attempt) else {
+            return;
+        };
+        let seq = self.failure_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut f = lock(&self.failures);
+            if f.len() >= MAX_FAILURES {
+                f.clear();
+            }
+            f.insert(peer.clone(), (seq, error.clone()));
+        }
+        self.changed.send_modify(|v| *v += 1);
+        self.lost(peer);
+        debug!(%peer, dropped = queue.len(), "cannot connect: {error}");
+    }
+}
+
+fn setup_error(e: SetupError) -> ConnectError {
+    match e {
+        SetupError::Handshake(HandshakeError::BadCookie) => ConnectError::BadCookie,
+        SetupError::Handshake(HandshakeError::Refused(r)) => ConnectError::Refused(r.to_owned()),
+        SetupError::Timeout(_) => ConnectError::Timeout,
+        other => ConnectError::Handshake(other.to_string()),
+    }
+}
+
+impl Node {
+    /// Connects to `peer` unless already connected, waiting for the outcome (at most a few
+    /// setup times).
+    pub async fn connect(&self, peer: &NodeName) -> Result<(), ConnectError> {
+        if peer == self.name() {
+            return Ok(());
+        }
+        if self.inner.shutdown.is_cancelled() {
+            return Err(ConnectError::ShuttingDown);
+        }
+        let ours = self.name().kind();
+        if peer.kind() != ours {
+            return Err(ConnectError::NameKind {
+                ours,
+                peer: peer.to_string(),
+                theirs: peer.kind(),
+            });
+        }
+        let since = self.inner.failure_seq.load(Ordering::Relaxed);
+        let mut changes = self.inner.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.setup_time * 5;
+        let mut claimed = false;
+        loop {
+            if !claimed {
+                claimed = true;
+                let claim = lock(&self.inner.peers).claim_dial(peer);
+                match claim {
+                    Claim::Up(_) => return Ok(()),
+                    Claim::Dial(attempt) => self.start_dial(peer.clone(), attempt),
+                    Claim::InProgress => {}
+                }
+            }
+            {
+                let peers = lock(&self.inner.peers);
+                if peers.up(peer).is_some() {
+                    return Ok(());
+                }
+                if !peers.is_connecting(peer) {
+                    drop(peers);
+                    if let Some((seq, e)) = lock(&self.inner.failures).get(peer) {
+                        if *seq > since {
+                            return Err(e.clone());
+                        }
+                    }
+                    // Came up and went again, or failed before we looked: try once more.
+                    claimed = false;
+                    continue;
+                }
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                return Err(ConnectError::Timeout);
+            }
+        }
+    }
+
+    /// Starts connecting to `peer` in the background, unless connected or connecting.
+    pub fn connect_background(&self, peer: &NodeName) {
+        if peer == self.name() || peer.kind() != self.name().kind() || self.is_stopping() {
+            return;
+        }
+        let claim = lock(&self.inner.peers).claim_dial(peer);
+        if let Claim::Dial(attempt) = claim {
+            self.start_dial(peer.clone(), attempt);
+        }
+    }
+
+    pub(super) fn start_dial(&self, peer: NodeName, attempt: u64) {
+        self.inner
+            .tracker
+            .spawn(dial_task(self.clone(), peer, attempt));
+    }
+}
+
+async fn dial_task(node: Node, peer: NodeName, attempt: u64) {
+    let inner = node.inner.clone();
+    let Ok(permit) = inner.dials.clone().try_acquire_owned() else {
+        inner.attempt_failed(&peer, attempt, ConnectError::TooManyDials);
+        return;
+    };
+    let cfg = &inner.cfg;
+    let limit = cfg.setup_time;
+    let work = async {
+        let mut stream = cfg
+            .transport
+            .dial(&peer, limit)
+            .await
+            .map_err(|e| ConnectError::Dial(Arc::new(e)))?;
+        let hs = Initiator::new(
+            inner.local_info(),
+            peer.clone(),
+            cfg.cookie.clone(),
+            rand::random(),
+        );
+        let info = setup::initiate(&mut stream, hs, limit, cfg.transport.handshake_prefix())
+            .await
+            .map_err(setup_error)?;
+        Ok::<_, ConnectError>((stream, info))
+    };
+    let result = tokio::select! {
+        r = work => r,
+        _ = node.stopped() => Err(ConnectError::ShuttingDown),
+    };
+    drop(permit);
+    match result {
+        Ok((stream, info)) => inner.install(&peer, attempt, stream, info),
+        Err(e) => inner.attempt_failed(&peer, attempt, e),
+    }
+}

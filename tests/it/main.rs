@@ -1,0 +1,11 @@
+//! The integration tests, as one binary (one link, one shared `util`). `interop_*` run
+//! against real OTP (`erl`, `epmd`, `elixir`); the rest against our own binary and library.
+
+mod beacon_e2e;
+mod cli;
+mod dist_node;
+mod epmd_daemon;
+mod interop_beacon;
+mod interop_dist;
+mod interop_epmd;
+mod util;
