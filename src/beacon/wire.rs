@@ -29,21 +29,33 @@ pub enum Request {
     Forget(String),
 }
 
-/// Why a request was not understood; sent back as `{error, {badarg, Text}}`.
+/// Why a request was not understood. A known request with bad arguments is answered
+/// `{error, {badarg, Text}}`; an unknown one `{error, {unknown_call, Request}}`, like every
+/// process does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct BadRequest(pub String);
+pub struct BadRequest(pub String, Option<Term>);
 
 impl BadRequest {
+    fn malformed(text: String) -> BadRequest {
+        BadRequest(text, None)
+    }
+
     /// The error reply.
     pub fn to_term(&self) -> Term {
-        tuple(vec![
-            atom("error"),
-            tuple(vec![
-                atom("badarg"),
-                crate::dist::term::binary(self.0.clone()),
+        match &self.1 {
+            Some(request) => tuple(vec![
+                atom("error"),
+                tuple(vec![atom("unknown_call"), request.clone()]),
             ]),
-        ])
+            None => tuple(vec![
+                atom("error"),
+                tuple(vec![
+                    atom("badarg"),
+                    crate::dist::term::binary(self.0.clone()),
+                ]),
+            ]),
+        }
     }
 }
 
@@ -62,16 +74,18 @@ impl Request {
         if t.is_atom("get_nodes") {
             return Ok(Request::GetNodes);
         }
-        let bad = || BadRequest(format!("unknown beacon request {t}"));
+        let bad = || BadRequest(format!("unknown beacon request {t}"), Some(t.clone()));
         let els = t.as_tuple().ok_or_else(bad)?;
         match els {
             [verb, creds] if verb.is_atom("register") => {
                 let Some([node, module, resource, reqs]) = creds.as_tuple() else {
-                    return Err(BadRequest(format!("{REGISTER_SHAPE}, got {creds}")));
+                    return Err(BadRequest::malformed(format!(
+                        "{REGISTER_SHAPE}, got {creds}"
+                    )));
                 };
                 let field = |t: &Term, what: &str| {
                     t.as_atom().map(str::to_owned).ok_or_else(|| {
-                        BadRequest(format!("register: {what} must be an atom, got {t}"))
+                        BadRequest::malformed(format!("register: {what} must be an atom, got {t}"))
                     })
                 };
                 Ok(Request::Register(Registration {
@@ -79,7 +93,7 @@ impl Request {
                     module: field(module, "Module")?,
                     resource: field(resource, "Resource")?,
                     requirements: atom_list(reqs).ok_or_else(|| {
-                        BadRequest(format!(
+                        BadRequest::malformed(format!(
                             "register: requirements must be a list of atoms, got {reqs}"
                         ))
                     })?,
@@ -88,7 +102,7 @@ impl Request {
             [verb, node] if verb.is_atom("get_requirements") => Ok(Request::GetRequirements(
                 node.as_atom()
                     .ok_or_else(|| {
-                        BadRequest(format!(
+                        BadRequest::malformed(format!(
                             "get_requirements: Node must be an atom, got {node}"
                         ))
                     })?
@@ -99,7 +113,9 @@ impl Request {
             }
             [verb, node] if verb.is_atom("forget") => Ok(Request::Forget(
                 node.as_atom()
-                    .ok_or_else(|| BadRequest(format!("forget: Node must be an atom, got {node}")))?
+                    .ok_or_else(|| {
+                        BadRequest::malformed(format!("forget: Node must be an atom, got {node}"))
+                    })?
                     .to_owned(),
             )),
             _ => Err(bad()),
@@ -330,7 +346,11 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.0.contains("list of atoms"), "{e}");
-        assert!(Request::parse(&atom("dance")).is_err());
+        let unknown = Request::parse(&atom("dance")).unwrap_err();
+        assert_eq!(
+            unknown.to_term().to_string(),
+            "{error,{unknown_call,dance}}"
+        );
         assert!(Request::parse(&tuple(vec![atom("get_requirements"), int(3)])).is_err());
         assert!(e.to_term().as_tuple().is_some());
     }

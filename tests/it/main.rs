@@ -8,4 +8,5 @@ mod epmd_daemon;
 mod interop_beacon;
 mod interop_dist;
 mod interop_epmd;
+mod interop_process;
 mod util;
