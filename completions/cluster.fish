@@ -26,7 +26,7 @@ end
 
 complete -c cluster -n "__fish_cluster_needs_command" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_needs_command" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_needs_command" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_needs_command" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_needs_command" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_needs_command" -s h -l help -d 'Print help'
@@ -53,7 +53,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand start" -l receive-budget
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l beacon -d 'The beacon to register with [default: the roles file\'s beacon]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l no-epmd-start -d 'Do not start a port mapper when none is running'
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l no-auto-connect -d 'Do not connect automatically on send (like dist_auto_connect never)'
@@ -64,7 +64,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand start" -s V -l version -
 complete -c cluster -n "__fish_cluster_using_subcommand ping" -l timeout -d 'Seconds to wait for each node' -r
 complete -c cluster -n "__fish_cluster_using_subcommand ping" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand ping" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand ping" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand ping" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand ping" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand ping" -l json -d 'Print a JSON array instead of lines'
 complete -c cluster -n "__fish_cluster_using_subcommand ping" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
@@ -74,7 +74,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l count -d 'Ex
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l duration -d 'Exit 0 after this many seconds' -r
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l json -d 'One JSON object per line'
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
@@ -84,7 +84,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l beacon 
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l wait -d 'Wait up to this many seconds for every requirement to have an online provider' -r
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -l json -d 'Print JSON instead of a table'
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
@@ -94,7 +94,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand up" -l host -d 'Host par
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l only -d 'Start only these roles (comma-separated)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand up" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s h -l help -d 'Print help'
@@ -106,7 +106,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l max-connections
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l stop -d 'Forcibly unregister NAME (needs --relaxed-command-check on the port mapper)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l daemon -d 'Detach and run in the background; exits 0 at once if a port mapper already serves the port'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l relaxed-command-check -d 'Allow KILL with nodes registered, and STOP (like epmd -relaxed_command_check)'
@@ -120,7 +120,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand names" -l timeout -d 'Se
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l beacon -d 'Show the cluster-wide view from this beacon instead of one host\'s port mapper' -r
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand names" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand names" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l json -d 'Print a JSON array instead of a table'
 complete -c cluster -n "__fish_cluster_using_subcommand names" -l cluster -d 'Like --beacon, with the beacon from CLUSTER_BEACON or the roles file'
@@ -129,7 +129,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand names" -s h -l help -d '
 complete -c cluster -n "__fish_cluster_using_subcommand names" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand roles" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -l json -d 'Print the resolved file as JSON'
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
@@ -137,7 +137,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand roles" -s h -l help -d '
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand completions" -l cookie-file -d 'File holding the distribution cookie (must not be readable by group or others)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand completions" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'

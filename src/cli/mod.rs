@@ -49,7 +49,7 @@ pub struct GlobalOpts {
         value_name = "COOKIE"
     )]
     pub cookie: Option<String>,
-    /// File holding the distribution cookie (must not be readable by group or others).
+    /// File holding the distribution cookie (accessible by its owner only, as erl requires).
     #[arg(long, global = true, value_name = "PATH")]
     pub cookie_file: Option<PathBuf>,
     /// Roles file [default: ./roles.toml, then the user config directory].

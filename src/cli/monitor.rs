@@ -176,9 +176,8 @@ async fn follow(
         }
         Err(e) => return Err(e.into()),
     };
-    for m in &members {
-        printer.print("member", &m.node, Some(m.kind.clone()), None)?;
-    }
+    // Both subscriptions are in place before anything is printed, so a reader that acts on
+    // the member lines misses no event.
     let mut registrations = None;
     if beacon_events {
         match BeaconClient::new(node.clone(), target.clone())
@@ -190,6 +189,9 @@ async fn follow(
                 "{target} does not answer as a beacon ({e}); showing node events only"
             ),
         }
+    }
+    for m in &members {
+        printer.print("member", &m.node, Some(m.kind.clone()), None)?;
     }
     loop {
         let beacon_next = async {

@@ -178,6 +178,13 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
     cfg.hard_limit = cfg.hard_limit.max(cfg.busy_limit * 4);
     cfg.receive_budget = args.receive_budget as usize;
     cfg.auto_connect = !args.no_auto_connect;
+    // A requirements-only mesh must not be meshed transitively by `global` (like erl's
+    // `-connect_all false`).
+    let mesh = role
+        .as_ref()
+        .map(|(_, m, _)| *m)
+        .or_else(|| settings.roles.as_ref().map(|r| r.cluster.mesh));
+    cfg.global = mesh != Some(cluster::config::Mesh::Requirements);
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,7 +1,8 @@
 //! Where the distribution cookie comes from, in Erlang's spirit: `--cookie`, then
 //! `--cookie-file`, then `CLUSTER_COOKIE`, then `~/.erlang.cookie`, which is created with 20
 //! random uppercase letters and mode 0400 when missing, as `erl` does. A cookie file that group
-//! or others can read is refused: anyone who can read it can join the cluster.
+//! or others can read or write is refused, as erl refuses it: anyone who can read it can join
+//! the cluster, and anyone who can write it can lock the node out.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -23,8 +24,8 @@ pub enum CookieError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The file's mode lets group or others read it.
-    #[error("cookie file {} is readable by group or others (mode {mode:o}); run: chmod 400 {}", .path.display(), .path.display())]
+    /// The file's mode lets group or others read or write it.
+    #[error("cookie file {} must be accessible by its owner only (mode {mode:o}); run: chmod 400 {}", .path.display(), .path.display())]
     TooOpen {
         /// The file.
         path: PathBuf,
@@ -98,7 +99,9 @@ fn read_cookie_file(path: &Path) -> Result<Cookie, CookieError> {
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 & 0o444 != 0 {
+    // As erl: the file must be accessible by its owner only (a cookie anyone can rewrite is
+    // as bad as one anyone can read).
+    if mode & 0o077 != 0 {
         return Err(CookieError::TooOpen {
             path: path.to_owned(),
             mode,
@@ -179,17 +182,31 @@ mod tests {
     }
 
     #[test]
-    fn readable_cookie_file_is_refused_with_the_reason() {
+    fn cookie_files_open_to_group_or_others_are_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c");
-        write(&file, "x", 0o644);
-        let s = CookieSources {
-            file: Some(file),
-            ..sources(dir.path())
-        };
-        let err = s.resolve().unwrap_err().to_string();
-        assert!(err.contains("readable by group or others"), "{err}");
-        assert!(err.contains("chmod 400"), "{err}");
+        for mode in [0o644, 0o640, 0o604, 0o622, 0o602, 0o620, 0o610] {
+            let file = dir.path().join(format!("c{mode:o}"));
+            write(&file, "x", mode);
+            let s = CookieSources {
+                file: Some(file),
+                ..sources(dir.path())
+            };
+            let err = s.resolve().unwrap_err().to_string();
+            assert!(
+                err.contains("accessible by its owner only"),
+                "{mode:o}: {err}"
+            );
+            assert!(err.contains("chmod 400"), "{err}");
+        }
+        for mode in [0o400, 0o600] {
+            let file = dir.path().join(format!("ok{mode:o}"));
+            write(&file, "fine", mode);
+            let s = CookieSources {
+                file: Some(file),
+                ..sources(dir.path())
+            };
+            assert_eq!(s.resolve().unwrap(), Cookie::new("fine"), "{mode:o}");
+        }
     }
 
     #[test]

@@ -128,6 +128,16 @@ impl Ctx<'_> {
         self.mb.send(to, msg)
     }
 
+    /// Sends without connecting (dropped if the node is not connected).
+    pub fn send_noconnect(&self, to: &Dest, msg: Term) -> Result<(), SendError> {
+        self.mb.send_noconnect(to, msg)
+    }
+
+    /// Ends the connection to `peer` (both sides see nodedown).
+    pub fn disconnect(&self, peer: &NodeName) -> bool {
+        self.mb.node().disconnect(peer)
+    }
+
     /// Replies to a call that returned [`Call::NoReply`].
     pub fn reply(&self, from: &From, reply: Term) {
         if let Err(e) = self.mb.node().reply(from, reply) {

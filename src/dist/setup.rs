@@ -89,17 +89,23 @@ async fn write_frames<S: AsyncWrite + Unpin>(
 }
 
 /// Runs the initiator side to completion. `prefix` is the handshake length size (2 or 4).
+/// When the peer answers `alive` (it thinks we are connected), `still_wanted` says whether
+/// this attempt should replace that connection (it should only if we are not connected).
 pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     mut hs: Initiator,
     limit: Duration,
     prefix: usize,
+    still_wanted: impl FnOnce() -> bool,
 ) -> Result<PeerInfo, SetupError> {
     write_frames(stream, &[hs.send_name()], limit, prefix).await?;
     let status = read_frame(stream, limit, "status", prefix).await?;
     if hs.on_status(&status)? == StatusOutcome::Alive {
-        // We only dial peers we are not connected to, so the peer's connection is stale.
-        write_frames(stream, &[hs.answer_alive(true)], limit, prefix).await?;
+        let replace = still_wanted();
+        write_frames(stream, &[hs.answer_alive(replace)], limit, prefix).await?;
+        if !replace {
+            return Err(HandshakeError::Refused("alive: already connected").into());
+        }
     }
     let challenge = read_frame(stream, limit, "challenge", prefix).await?;
     let reply = hs.on_challenge(&challenge)?;
@@ -201,7 +207,7 @@ mod tests {
     async fn both_sides_complete_over_a_stream() {
         let (mut x, mut y) = tokio::io::duplex(1024);
         let (a, b) = tokio::join!(
-            initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2),
+            initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2, || true),
             accept(
                 &mut y,
                 acceptor("c"),
@@ -217,7 +223,7 @@ mod tests {
     async fn wrong_cookie_fails_both_sides() {
         let (mut x, mut y) = tokio::io::duplex(1024);
         let (a, b) = tokio::join!(
-            initiate(&mut x, initiator("one"), DEFAULT_SETUP_TIME, 2),
+            initiate(&mut x, initiator("one"), DEFAULT_SETUP_TIME, 2, || true),
             async {
                 let r = accept(
                     &mut y,
@@ -244,7 +250,7 @@ mod tests {
     async fn a_stalled_peer_times_out_after_the_setup_time() {
         let (mut x, _silent) = tokio::io::duplex(1024);
         let started = tokio::time::Instant::now();
-        let err = initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2)
+        let err = initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2, || true)
             .await
             .unwrap_err();
         assert!(matches!(err, SetupError::Timeout("status")), "{err}");
@@ -271,7 +277,7 @@ mod tests {
         for status in [Status::Nok, Status::NotAllowed] {
             let (mut x, mut y) = tokio::io::duplex(1024);
             let (a, b) = tokio::join!(
-                initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2),
+                initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2, || true),
                 accept(
                     &mut y,
                     acceptor("c"),
@@ -291,7 +297,7 @@ mod tests {
         // alive: the initiator replaces the stale connection.
         let (mut x, mut y) = tokio::io::duplex(1024);
         let (a, b) = tokio::join!(
-            initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2),
+            initiate(&mut x, initiator("c"), DEFAULT_SETUP_TIME, 2, || true),
             accept(
                 &mut y,
                 acceptor("c"),

@@ -318,7 +318,16 @@ impl EpmdClient {
                         error,
                     })?;
                 if n == 0 {
-                    return Err(self.refused("ALIVE2_REQ (allowed only from this host)"));
+                    // epmd answers an invalid name with a bare `y, 1` and closes.
+                    if buf.len() >= 2 && buf[1] != 0 {
+                        return Err(self.refused(
+                            "ALIVE2_REQ: the name was refused (empty, too long or not UTF-8)",
+                        ));
+                    }
+                    return Err(self.refused(
+                        "ALIVE2_REQ closed without an answer: the port mapper takes \
+                         registrations only from its own host, or it is full",
+                    ));
                 }
             }
         };

@@ -32,6 +32,7 @@ use super::proto::{
     encode_names_line, encode_port2_reply, Alive2Reply, ControlReply, ProtoError, Request,
 };
 use super::registry::{ConnId, Registry};
+use crate::net::warn::{Verdict, WarnLimiter};
 
 /// epmd's own default packet timeout: an unregistered connection idle this long is closed.
 pub const DEFAULT_PACKET_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,7 +55,9 @@ pub struct ServerConfig {
     pub relaxed_command_check: bool,
     /// How long a connection may take to send its request.
     pub packet_timeout: Duration,
-    /// Most connections open at once; further ones are closed on accept.
+    /// Most connections open at once from other hosts; further ones are closed on accept.
+    /// Connections from this host (registrations) have a reserve of the same size of their
+    /// own, so remote clients can never fill the port mapper for local nodes.
     pub max_connections: usize,
 }
 
@@ -98,6 +101,8 @@ struct Shared {
     port: u16,
     /// Cancelled by KILL_REQ as well as by the owner.
     shutdown: CancellationToken,
+    /// Rate-limits warnings per source.
+    warn: WarnLimiter,
 }
 
 impl Shared {
@@ -150,6 +155,7 @@ impl Server {
                 config,
                 port,
                 shutdown: CancellationToken::new(),
+                warn: WarnLimiter::new(crate::net::warn::DEFAULT_WINDOW),
             }),
         })
     }
@@ -172,7 +178,12 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
         let tracker = TaskTracker::new();
-        let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+        // Other hosts and this host have separate caps, so a crowd of remote connections can
+        // never lock this host's nodes out of registering.
+        let limits = Limits {
+            remote: Arc::new(Semaphore::new(shared.config.max_connections)),
+            local: Arc::new(Semaphore::new(shared.config.max_connections)),
+        };
         let stop = shared.shutdown.clone();
         let forward = {
             let stop = stop.clone();
@@ -186,15 +197,17 @@ impl Server {
             accepts.push(tokio::spawn(accept_loop(
                 listener,
                 shared.clone(),
-                limit.clone(),
+                limits.clone(),
                 tracker.clone(),
             )));
         }
+        let summaries = tokio::spawn(warn_summaries(shared.clone()));
         stop.cancelled().await;
         for task in accepts {
             let _ = task.await;
         }
         forward.abort();
+        summaries.abort();
         tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
             .await
@@ -222,10 +235,29 @@ fn listen_addresses(requested: &[IpAddr]) -> Vec<IpAddr> {
     addrs
 }
 
+#[derive(Clone)]
+struct Limits {
+    remote: Arc<Semaphore>,
+    local: Arc<Semaphore>,
+}
+
+async fn warn_summaries(shared: Arc<Shared>) {
+    let window = shared.warn.window();
+    loop {
+        tokio::time::sleep(window).await;
+        for (key, n) in shared.warn.due() {
+            warn!(
+                "port mapper: {key}: {n} more in the last {}s",
+                window.as_secs()
+            );
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    limit: Arc<Semaphore>,
+    limits: Limits,
     tracker: TaskTracker,
 ) {
     loop {
@@ -235,15 +267,33 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let local = is_local_peer(&stream, peer);
+                let limit = if local { &limits.local } else { &limits.remote };
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    warn!(%peer, "port mapper: connection limit ({}) reached; closing", shared.config.max_connections);
+                    let who = if local { "this host" } else { "other hosts" };
+                    let key = format!("connections refused from {}", peer.ip());
+                    if shared.warn.check(&key) == Verdict::Log {
+                        warn!(
+                            %peer,
+                            "port mapper full: {} connections from {who} are open; closing new ones",
+                            shared.config.max_connections
+                        );
+                    }
                     continue;
                 };
-                tracker.spawn(serve_connection(stream, peer, permit, shared.clone()));
+                tracker.spawn(serve_connection(
+                    stream,
+                    peer,
+                    local,
+                    permit,
+                    shared.clone(),
+                ));
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning, the listener stays usable.
-                warn!("port mapper: accept failed: {e}");
+                if shared.warn.check("accept failed") == Verdict::Log {
+                    warn!("port mapper: accept failed: {e}");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -262,6 +312,7 @@ fn is_local_peer(stream: &TcpStream, peer: SocketAddr) -> bool {
 async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
+    local: bool,
     _permit: OwnedSemaphorePermit,
     shared: Arc<Shared>,
 ) {
@@ -279,13 +330,23 @@ async fn serve_connection(
             debug!(%peer, "port mapper: read failed: {e}");
             return;
         }
-        Ok(Err(ReadError::Proto(e))) => {
-            warn!(%peer, "port mapper: bad request: {e}");
+        Ok(Err(ReadError::Proto(e, tag))) => {
+            if shared
+                .warn
+                .check(&format!("bad requests from {}", peer.ip()))
+                == Verdict::Log
+            {
+                warn!(%peer, "port mapper: bad request: {e}");
+            }
+            if tag == Some(b'x') {
+                // As epmd answers an ALIVE2 it cannot accept (a name that is empty, too long
+                // or not text): `y` with result 1, then close.
+                let _ = stream.write_all(&[b'y', 1]).await;
+            }
             return;
         }
         Ok(Ok(request)) => request,
     };
-    let local = is_local_peer(&stream, peer);
     let result = match request {
         Request::Alive2(entry) if local => {
             return serve_registration(stream, peer, entry, shared).await
@@ -437,7 +498,8 @@ async fn serve_registration(
 enum ReadError {
     Closed,
     Io(std::io::Error),
-    Proto(ProtoError),
+    /// A malformed request, with its tag when it had one.
+    Proto(ProtoError, Option<u8>),
 }
 
 /// Reads exactly one request; never buffers more than the largest legal request.
@@ -446,7 +508,10 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
     loop {
         match Request::check(&buf) {
             // Reads are capped at the declared length, so `total` is all there is.
-            Ok(total) => return Request::decode(&buf[2..total]).map_err(ReadError::Proto),
+            Ok(total) => {
+                return Request::decode(&buf[2..total])
+                    .map_err(|e| ReadError::Proto(e, buf.get(2).copied()))
+            }
             Err(ProtoError::Incomplete) => {
                 let want = match buf.len() {
                     0 | 1 => 2 - buf.len(),
@@ -461,7 +526,7 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
                     Err(e) => return Err(ReadError::Io(e)),
                 }
             }
-            Err(e) => return Err(ReadError::Proto(e)),
+            Err(e) => return Err(ReadError::Proto(e, buf.get(2).copied())),
         }
     }
 }

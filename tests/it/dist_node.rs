@@ -435,3 +435,16 @@ async fn sends_to_an_unreachable_node_never_wait() {
     let err = a.connect(&nowhere).await.unwrap_err();
     assert!(err.to_string().contains("not registered"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_processes_are_registered() {
+    let epmd = Daemon::start().await;
+    let a = start_node("builtins@127.0.0.1", &epmd, "c").await;
+    crate::util::wait_for("the built-in processes", DEADLINE, || async {
+        ["net_kernel", "cluster_events", "global_name_server"]
+            .iter()
+            .all(|n| a.is_registered(n))
+            .then_some(())
+    })
+    .await;
+}

@@ -286,3 +286,48 @@ async fn shutdown_unregisters_everyone() {
         .expect("registration closed when the daemon stops");
     assert!(matches!(c.names().await, Err(ClientError::Connect { .. })));
 }
+
+#[tokio::test]
+async fn a_bad_alive2_name_gets_epmds_refusal_reply() {
+    let d = Daemon::start().await;
+    for name in [vec![b'n'; 600], vec![0xff, 0xfe], vec![]] {
+        let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+        let mut req = vec![b'x', 0, 1, 77, 0, 0, 6, 0, 5];
+        req.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        req.extend_from_slice(&name);
+        req.extend_from_slice(&[0, 0]);
+        let mut framed = (req.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&req);
+        s.write_all(&framed).await.unwrap();
+        let reply = read_all(&mut s).await;
+        assert_eq!(reply, [b'y', 1], "name of {} bytes", name.len());
+    }
+    // The client says what happened.
+    let err = client(&d)
+        .register(NodeEntry::new("n".repeat(300), 1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("name was refused"), "{err}");
+}
+
+#[tokio::test]
+async fn a_full_port_mapper_says_so() {
+    // Every connection here comes from this host, so they fill the local cap; the separate cap
+    // for other hosts is exercised from a network namespace in the robustness tests.
+    let d = Daemon::start_with(ServerConfig {
+        max_connections: 3,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(("127.0.0.1", d.port)).await.unwrap());
+    }
+    let err = client(&d).register(entry("late", 9, "")).await.unwrap_err();
+    assert!(err.to_string().contains("or it is full"), "{err}");
+    drop(held);
+    wait_for("room again", Duration::from_secs(10), || async {
+        client(&d).register(entry("late", 9, "")).await.ok()
+    })
+    .await;
+}

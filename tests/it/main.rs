@@ -8,5 +8,6 @@ mod epmd_daemon;
 mod interop_beacon;
 mod interop_dist;
 mod interop_epmd;
+mod interop_global;
 mod interop_process;
 mod util;

@@ -357,8 +357,17 @@ pub fn node_config(name: &str, epmd: &Daemon, cookie: &str) -> cluster::dist::No
     .with_epmd_port(epmd.port)
 }
 
+/// Logs of in-process nodes, shown with `RUST_LOG=…` (captured per test otherwise).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// A started node with default settings.
 pub async fn start_node(name: &str, epmd: &Daemon, cookie: &str) -> cluster::dist::Node {
+    init_logging();
     cluster::dist::Node::start(node_config(name, epmd, cookie))
         .await
         .expect("node starts")

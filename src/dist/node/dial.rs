@@ -75,17 +75,18 @@ impl Inner {
             info!(%peer, "nodedown (replaced by a new connection)");
             self.node_event(NodeEvent::Down {
                 node: peer.clone(),
-                visible: old.peer.is_visible(),
+                visible: self.cfg.visible && old.peer.is_visible(),
                 connection: old.id,
                 reason: DownReason::Replaced.to_string(),
             });
         }
         lock(&self.failures).remove(peer);
         self.changed.send_modify(|v| *v += 1);
-        info!(%peer, visible = handle.peer.is_visible(), connection = handle.id, "nodeup");
+        let visible = self.cfg.visible && handle.peer.is_visible();
+        info!(%peer, visible, connection = handle.id, "nodeup");
         self.node_event(NodeEvent::Up {
             node: peer.clone(),
-            visible: handle.peer.is_visible(),
+            visible,
             connection: handle.id,
         });
         pending.start(self.clone(), &self.tracker);
@@ -210,15 +211,27 @@ async fn dial_task(node: Node, peer: NodeName, attempt: u64) {
             .dial(&peer, limit)
             .await
             .map_err(|e| ConnectError::Dial(Arc::new(e)))?;
+        // The peer may have connected to us meanwhile (we accepted it as a simultaneous
+        // connect): then this attempt is superseded and must not go on.
+        if !lock(&inner.peers).owns(&peer, attempt) {
+            return Err(ConnectError::Superseded);
+        }
         let hs = Initiator::new(
             inner.local_info(),
             peer.clone(),
             cfg.cookie.clone(),
             rand::random(),
         );
-        let info = setup::initiate(&mut stream, hs, limit, cfg.transport.handshake_prefix())
-            .await
-            .map_err(setup_error)?;
+        let still_wanted = || lock(&inner.peers).owns(&peer, attempt);
+        let info = setup::initiate(
+            &mut stream,
+            hs,
+            limit,
+            cfg.transport.handshake_prefix(),
+            still_wanted,
+        )
+        .await
+        .map_err(setup_error)?;
         Ok::<_, ConnectError>((stream, info))
     };
     let result = tokio::select! {
@@ -228,6 +241,18 @@ async fn dial_task(node: Node, peer: NodeName, attempt: u64) {
     drop(permit);
     match result {
         Ok((stream, info)) => inner.install(&peer, attempt, stream, info),
+        // We lost a simultaneous connect: the peer's own attempt is on its way. Wait for it
+        // (bounded) rather than failing what was queued.
+        Err(ConnectError::Refused(r)) if r.starts_with("nok") => {
+            if lock(&inner.peers).await_peer(&peer, attempt) {
+                let wait = cfg.setup_time * 2;
+                tokio::select! {
+                    _ = node.stopped() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                inner.attempt_failed(&peer, attempt, ConnectError::Refused(r.clone()));
+            }
+        }
         Err(e) => inner.attempt_failed(&peer, attempt, e),
     }
 }

@@ -107,6 +107,9 @@ pub struct NodeConfig {
     pub max_handshakes_per_source: usize,
     /// Outgoing dials in progress at once.
     pub max_dials: usize,
+    /// Run OTP's `global` protocol with visible peers (transitive connections, global names).
+    /// Off is like erl's `-connect_all false`.
+    pub global: bool,
 }
 
 impl NodeConfig {
@@ -133,6 +136,7 @@ impl NodeConfig {
             max_handshakes: crate::net::gate::DEFAULT_CAP,
             max_handshakes_per_source: crate::net::gate::DEFAULT_PER_SOURCE,
             max_dials: DEFAULT_MAX_DIALS,
+            global: true,
         }
     }
 
@@ -210,6 +214,9 @@ pub enum ConnectError {
     /// Too many dials are in progress.
     #[error("too many connection attempts in progress")]
     TooManyDials,
+    /// The peer connected to us while we were dialling it; its connection is the one kept.
+    #[error("superseded by the peer's own connection")]
+    Superseded,
     /// Our node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
@@ -410,6 +417,70 @@ impl Mailbox {
                 return None;
             }
         }
+    }
+
+    /// A gen_call from this process: `{'$gen_call', {Self, Ref}, Request}` to `to`, then waits
+    /// (selectively; other messages stay queued) for the reply or the target's end. Use it
+    /// when the callee must see this process as the caller (lock owners, registrars).
+    pub async fn call(
+        &mut self,
+        to: &Dest,
+        request: Term,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let target_node = match to {
+            Dest::Pid(p) => peer_of(p)?,
+            Dest::Name { node, .. } => node.clone(),
+        };
+        if &target_node != self.node.name() {
+            match tokio::time::timeout_at(deadline, self.node.connect(&target_node)).await {
+                Err(_) => return Err(CallError::Timeout),
+                Ok(r) => r.map_err(SendError::from)?,
+            }
+        }
+        let mref = self.monitor(to)?;
+        let req = tuple(vec![
+            atom("$gen_call"),
+            tuple(vec![Term::Pid(self.pid()), Term::Ref(mref.clone())]),
+            request,
+        ]);
+        self.send(to, req)?;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let answer = self
+            .recv_matching(remaining, |m| match m.as_tuple() {
+                Some([Term::Ref(r), _]) => *r == mref,
+                Some([down, Term::Ref(r), _, _, _]) => down.is_atom("DOWN") && *r == mref,
+                _ => false,
+            })
+            .await;
+        self.demonitor(&mref);
+        // A DOWN may already be queued behind the reply; drop it.
+        self.queue.take_first(|m| {
+            matches!(m.as_tuple(), Some([down, Term::Ref(r), _, _, _]) if down.is_atom("DOWN") && *r == mref)
+        });
+        let Some(answer) = answer else {
+            return Err(if self.is_ended() {
+                CallError::Send(SendError::Connect(ConnectError::ShuttingDown))
+            } else {
+                CallError::Timeout
+            });
+        };
+        match answer.as_tuple() {
+            Some([_, reply]) => Ok(reply.clone()),
+            Some([_, _, _, _, reason]) => Err(match reason.as_atom() {
+                Some("noproc") => CallError::NoProc,
+                Some("noconnection") => CallError::NodeDown,
+                _ => CallError::Exit(reason.to_string()),
+            }),
+            _ => Err(CallError::Timeout),
+        }
+    }
+
+    /// Sends without connecting: a message to a node we are not connected to is dropped, as
+    /// Erlang's `send(Dest, Msg, [noconnect])`.
+    pub fn send_noconnect(&self, to: &Dest, msg: Term) -> Result<(), SendError> {
+        self.node.send_noconnect(self.id, to, msg)
     }
 
     /// Whether the process has been ended from outside (killed by an exit signal).
@@ -719,59 +790,16 @@ impl Node {
         self.send(&Dest::Pid(from.pid.clone()), msg)
     }
 
-    /// The gen_call client: sends `{'$gen_call', {Self, Ref}, Request}` and waits for the
-    /// reply, failing fast with `noproc` when the target does not exist and with
-    /// `noconnection` when its node goes down.
+    /// The gen_call client: sends `{'$gen_call', {Self, Ref}, Request}` from a fresh process
+    /// and waits for the reply, failing fast with `noproc` when the target does not exist and
+    /// with `noconnection` when its node goes down.
     pub async fn call(
         &self,
         to: &Dest,
         request: Term,
         timeout: Duration,
     ) -> Result<Term, CallError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let target_node = match to {
-            Dest::Pid(p) => peer_of(p)?,
-            Dest::Name { node, .. } => node.clone(),
-        };
-        if &target_node != self.name() {
-            match tokio::time::timeout_at(deadline, self.connect(&target_node)).await {
-                Err(_) => return Err(CallError::Timeout),
-                Ok(r) => r.map_err(SendError::from)?,
-            }
-        }
-        let mut me = self.spawn_mailbox();
-        let mref = me.monitor(to)?;
-        let req = tuple(vec![
-            atom("$gen_call"),
-            tuple(vec![Term::Pid(me.pid()), Term::Ref(mref.clone())]),
-            request,
-        ]);
-        me.send(to, req)?;
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let answer = me
-            .recv_matching(remaining, |m| match m.as_tuple() {
-                Some([Term::Ref(r), _]) => *r == mref,
-                Some([down, Term::Ref(r), _, _, _]) => down.is_atom("DOWN") && *r == mref,
-                _ => false,
-            })
-            .await;
-        me.demonitor(&mref);
-        let Some(answer) = answer else {
-            return Err(if me.is_ended() {
-                CallError::Send(SendError::Connect(ConnectError::ShuttingDown))
-            } else {
-                CallError::Timeout
-            });
-        };
-        match answer.as_tuple() {
-            Some([_, reply]) => Ok(reply.clone()),
-            Some([_, _, _, _, reason]) => Err(match reason.as_atom() {
-                Some("noproc") => CallError::NoProc,
-                Some("noconnection") => CallError::NodeDown,
-                _ => CallError::Exit(reason.to_string()),
-            }),
-            _ => Err(CallError::Timeout),
-        }
+        self.spawn_mailbox().call(to, request, timeout).await
     }
 
     /// Closes the connection to `peer`, if any. Both sides see nodedown.
@@ -803,7 +831,7 @@ impl Node {
     pub fn peers(&self) -> Vec<(NodeName, bool)> {
         let mut v: Vec<(NodeName, bool)> = lock(&self.inner.peers)
             .connected()
-            .map(|(n, c)| (n.clone(), c.peer.is_visible()))
+            .map(|(n, c)| (n.clone(), self.inner.cfg.visible && c.peer.is_visible()))
             .collect();
         v.sort();
         v
@@ -923,6 +951,33 @@ impl Node {
                     Some(msg),
                 )
             }
+        }
+    }
+
+    fn send_noconnect(&self, from: u32, to: &Dest, msg: Term) -> Result<(), SendError> {
+        let (peer, control) = match to {
+            Dest::Pid(pid) if !self.inner.is_local(pid) => (
+                peer_of(pid)?,
+                Control::Send {
+                    from: Some(lock(&self.inner.procs).pid(from)),
+                    to: pid.clone(),
+                },
+            ),
+            Dest::Name { name, node } if node != self.name() => (
+                node.clone(),
+                Control::RegSend {
+                    from: lock(&self.inner.procs).pid(from),
+                    to: name.clone(),
+                },
+            ),
+            _ => return self.send_from(from, to, msg),
+        };
+        let conn = lock(&self.inner.peers).up(&peer).cloned();
+        match conn {
+            Some(c) => c
+                .send(&control, Some(&msg))
+                .map_err(|e| push_error(&peer, e)),
+            None => Ok(()),
         }
     }
 
@@ -1124,3 +1179,6 @@ async fn warn_summaries(node: Node) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -251,6 +251,29 @@ impl<C: Clone, Q> Peers<C, Q> {
         }
     }
 
+    /// Whether `attempt` still owns `peer`'s slot (a dial superseded by the peer's own
+    /// connection must stop rather than replace it).
+    pub fn owns(&self, peer: &NodeName, attempt: u64) -> bool {
+        matches!(self.slots.get(peer), Some(Slot::Connecting { attempt: a, .. }) if *a == attempt)
+    }
+
+    /// Our dial `attempt` was answered `nok`: the peer is connecting to us and its attempt
+    /// wins. The slot (and its queue) waits for that connection instead of failing. Returns
+    /// whether the attempt still owned the slot.
+    pub fn await_peer(&mut self, peer: &NodeName, attempt: u64) -> bool {
+        match self.slots.get_mut(peer) {
+            Some(Slot::Connecting {
+                attempt: a,
+                dialing,
+                ..
+            }) if *a == attempt => {
+                *dialing = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Attempt `attempt` failed. Returns its queued messages if it owned the slot (which is
     /// then free).
     pub fn failed(&mut self, peer: &NodeName, attempt: u64) -> Option<Vec<Q>> {
@@ -369,6 +392,31 @@ mod tests {
         let (queued, _) = p.established(&b, attempt, 2).ok().unwrap();
         assert_eq!(queued, vec!["m1"]);
         assert_eq!(p.up(&b), Some(&2));
+    }
+
+    #[test]
+    fn a_dial_refused_with_nok_waits_for_the_peers_connection() {
+        let mut p = T::default();
+        let b = n("b@h");
+        let Route::Dial(ours) = p.route(&b, "m1", true) else {
+            panic!()
+        };
+        // The peer (greater name) refused our dial before its own hello reached us.
+        assert!(p.await_peer(&b, ours));
+        assert!(matches!(p.route(&b, "m2", true), Route::Queued));
+        let Hello::Accept { attempt, status } = p.hello(&b, false) else {
+            panic!()
+        };
+        assert_eq!(status, Status::Ok);
+        let (queued, _) = p.established(&b, attempt, 1).ok().unwrap();
+        assert_eq!(queued, vec!["m1", "m2"]);
+        // Had it never come, the wait would have failed the original attempt.
+        let c = n("c@h");
+        let Claim::Dial(a) = p.claim_dial(&c) else {
+            panic!()
+        };
+        assert!(p.await_peer(&c, a));
+        assert_eq!(p.failed(&c, a), Some(vec![]));
     }
 
     #[test]

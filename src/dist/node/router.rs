@@ -257,7 +257,7 @@ impl Dispatch for Inner {
         info!(%peer, %reason, "nodedown");
         self.node_event(NodeEvent::Down {
             node: peer,
-            visible: conn.peer.is_visible(),
+            visible: self.cfg.visible && conn.peer.is_visible(),
             connection: conn.id,
             reason: reason.to_string(),
         });

@@ -141,8 +141,9 @@ pub fn compare(a: &Term, b: &Term) -> Ordering {
             (Term::Port(x), Term::Port(y)) => {
                 (&x.node, x.creation, x.id).cmp(&(&y.node, y.creation, y.id))
             }
+            // As erts compares pids (verified against OTP 25): serial, number, node, creation.
             (Term::Pid(x), Term::Pid(y)) => {
-                (&x.node, x.creation, x.serial, x.id).cmp(&(&y.node, y.creation, y.serial, y.id))
+                (x.serial, x.id, &x.node, x.creation).cmp(&(y.serial, y.id, &y.node, y.creation))
             }
             (Term::Binary(x) | Term::Bits(x, _), Term::Binary(y) | Term::Bits(y, _)) => {
                 let bits = |t: &Term| match t {
@@ -270,6 +271,23 @@ mod tests {
         }
         assert_ne!(int(1), Term::Float(1.0));
         assert_eq!(compare(&int(1), &Term::Float(1.0)), Ordering::Less);
+    }
+
+    #[test]
+    fn pids_order_by_serial_then_number_then_node_then_creation() {
+        // The order OTP 25 gave for these pids, as (node, id, serial, creation).
+        let p = |node: &str, id, serial, creation| Term::Pid(Pid::new(node, id, serial, creation));
+        let sorted = [
+            p("b@h", 1, 0, 1),
+            p("z@h", 1, 0, 1),
+            p("a@h", 5, 0, 1),
+            p("a@h", 5, 0, 2),
+            p("a@h", 100, 0, 1),
+            p("a@h", 5, 1, 1),
+        ];
+        for w in sorted.windows(2) {
+            assert!(w[0] < w[1], "{} < {}", w[0], w[1]);
+        }
     }
 
     #[test]
