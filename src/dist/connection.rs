@@ -38,6 +38,8 @@ pub const LARGE_FRAME: usize = 64 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 /// The writer coalesces small frames into writes of about this size.
 const WRITE_BATCH: usize = 256 * 1024;
+/// The reader yields to other tasks after this many messages in a row.
+const YIELD_EVERY: u64 = 64;
 
 /// Identifies one connection; later connections to the same peer get larger ids.
 pub type ConnId = u64;
@@ -351,6 +353,7 @@ async fn read_loop<D: Dispatch>(
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut permit: Option<tokio::sync::SemaphorePermit<'_>> = None;
     let mut malformed = 0u64;
+    let mut dispatched = 0u64;
     loop {
         loop {
             let len = match frame_len(&buf, params.max_frame) {
@@ -394,11 +397,18 @@ async fn read_loop<D: Dispatch>(
                 }
             }
             drop(frame);
-            if permit.take().is_some() && buf.capacity() > 4 * READ_BUFFER {
-                // Do not keep a large frame's allocation alive for the rest of the connection.
-                let mut fresh = BytesMut::with_capacity(READ_BUFFER.max(buf.len()));
-                fresh.extend_from_slice(&buf);
-                buf = fresh;
+            if permit.take().is_some() {
+                // Move what follows into a fresh small buffer: `buf` still points into the
+                // large frame's allocation and would keep it alive (BytesMut reclaims it rather
+                // than freeing it) for the rest of the connection.
+                let rest = buf.split();
+                buf = BytesMut::with_capacity(READ_BUFFER.max(rest.len()));
+                buf.extend_from_slice(&rest);
+            }
+            dispatched += 1;
+            if dispatched % YIELD_EVERY == 0 {
+                // A flood on one connection must not hold a worker thread: let others run.
+                tokio::task::yield_now().await;
             }
         }
         if buf.capacity() - buf.len() < 1024 {

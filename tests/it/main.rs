@@ -10,4 +10,5 @@ mod interop_dist;
 mod interop_epmd;
 mod interop_global;
 mod interop_process;
+mod robustness;
 mod util;

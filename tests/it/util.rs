@@ -417,3 +417,97 @@ pub async fn wait_line(
         ),
     }
 }
+
+/// Tests that load the whole machine (dozens of processes, floods) or measure latencies take
+/// this lock, so they do not run at the same time as each other.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
+/// A roles file like the repository's, with the given `net_ticktime` and mesh, in a temporary
+/// directory (kept alive by the returned guard).
+pub fn roles_file_with(ticktime: u64, mesh: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/roles.toml"))
+        .expect("roles.toml");
+    let text = repo
+        .replace("net_ticktime = 60", &format!("net_ticktime = {ticktime}"))
+        .replace("mesh = \"full\"", &format!("mesh = \"{mesh}\""));
+    let path = dir.path().join("roles.toml");
+    std::fs::write(&path, text).expect("write roles file");
+    (dir, path.to_string_lossy().into_owned())
+}
+
+/// A process's resident memory and its peak, in KiB, from `/proc`.
+pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// A peer that completes the real handshake with a node and then misbehaves on purpose:
+/// writes what it likes, reads nothing, never ticks.
+pub struct RawPeer {
+    pub stream: tokio::net::TcpStream,
+    pub name: cluster::dist::NodeName,
+    pub flags: u64,
+}
+
+impl RawPeer {
+    /// Looks `target` up with the port mapper and runs the handshake as `name`.
+    pub async fn connect(name: &str, target: &str, epmd_port: u16, cookie: &str) -> RawPeer {
+        use cluster::dist::proto::{flags, handshake};
+        let target = cluster::dist::NodeName::parse(target).expect("target");
+        let entry = cluster::epmd::EpmdClient::new("127.0.0.1", epmd_port)
+            .port_please(target.alive())
+            .await
+            .expect("port mapper")
+            .expect("target registered");
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", entry.port))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).ok();
+        let name = cluster::dist::NodeName::parse(name).expect("name");
+        let local = handshake::LocalInfo {
+            name: name.clone(),
+            flags: flags::advertised(true),
+            creation: 7,
+        };
+        let hs =
+            handshake::Initiator::new(local, target, cluster::dist::Cookie::new(cookie), 12345);
+        let peer =
+            cluster::dist::setup::initiate(&mut stream, hs, Duration::from_secs(10), 2, || true)
+                .await
+                .expect("handshake");
+        RawPeer {
+            stream,
+            name,
+            flags: peer.flags,
+        }
+    }
+
+    /// A pid of this peer's node.
+    pub fn pid(&self, id: u32) -> cluster::dist::Pid {
+        cluster::dist::Pid::new(self.name.as_str(), id, 0, 7)
+    }
+
+    /// Writes one message frame (no reading, ever).
+    pub async fn send(
+        &mut self,
+        control: &cluster::dist::proto::Control,
+        msg: Option<&cluster::dist::Term>,
+    ) {
+        use tokio::io::AsyncWriteExt;
+        let frame = cluster::dist::proto::frame::data_frame(control, msg, self.flags);
+        self.stream.write_all(&frame).await.expect("write");
+    }
+}

@@ -59,8 +59,9 @@ impl std::fmt::Display for Atom {
     }
 }
 
-/// A process identifier (`NEW_PID_EXT`).
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+/// A process identifier (`NEW_PID_EXT`). The derived order is for tables only; Erlang's term
+/// order is [`Term`]'s.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Pid {
     /// The node the process lives on.
     pub node: Atom,
@@ -95,8 +96,9 @@ pub struct Port {
     pub creation: u32,
 }
 
-/// A reference (`NEWER_REFERENCE_EXT`): up to five 32-bit words.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+/// A reference (`NEWER_REFERENCE_EXT`): up to five 32-bit words. The derived order is for
+/// tables only.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Ref {
     /// The node that made it.
     pub node: Atom,
