@@ -18,6 +18,7 @@ use super::state::{BeaconState, Change, Registration, Status};
 use super::wire::{self, Request};
 use crate::dist::term::{atom, list, map, tuple, Term};
 use crate::dist::{Call, Ctx, Flow, From, Node, NodeEvent, NodeName, Process, Subscribers};
+use crate::net::warn::{Verdict, WarnLimiter};
 
 /// The beacon's registered names.
 pub const NAMES: [&str; 2] = ["beacon", "Elixir.BeaconServer.Beacon"];
@@ -42,17 +43,36 @@ pub fn start(node: &Node) -> bool {
 }
 
 /// The beacon process.
-#[derive(Default)]
 pub struct Beacon {
     state: BeaconState,
     subscribers: Subscribers,
+    /// Requests served, for `sys:get_state` (how hard clients are pulling).
+    registrations: u64,
+    offers: u64,
+    /// One line per node per window: a node re-registering thousands of times a second must
+    /// not flood the log.
+    log: WarnLimiter,
+}
+
+impl Default for Beacon {
+    fn default() -> Self {
+        Beacon {
+            state: BeaconState::default(),
+            subscribers: Subscribers::default(),
+            registrations: 0,
+            offers: 0,
+            log: WarnLimiter::new(crate::net::warn::DEFAULT_WINDOW),
+        }
+    }
 }
 
 impl Beacon {
     fn push(&mut self, ctx: &Ctx<'_>, change: &Change) {
         match change {
             Change::Offline { node, reason } => {
-                warn!(%node, %reason, "registered node went offline")
+                if self.log.check(&format!("offline {node}")) == Verdict::Log {
+                    warn!(%node, %reason, "registered node went offline")
+                }
             }
             Change::Registered(e) if e.status == Status::Online => {
                 debug!(node = %e.registration.node, "online")
@@ -68,7 +88,7 @@ impl Beacon {
         let target = NodeName::parse(&r.node).ok();
         let connection = target.as_ref().and_then(|n| ctx.node().connection_id(n));
         let is_new = self.state.get(&r.node).map(|e| &e.registration) != Some(&r);
-        if is_new {
+        if is_new && self.log.check(&format!("registered {}", r.node)) == Verdict::Log {
             info!(node = %r.node, resource = %r.resource, requirements = ?r.requirements, "registered");
         } else {
             debug!(node = %r.node, "registered again");
@@ -157,10 +177,14 @@ impl Process for Beacon {
         };
         Call::Reply(match request {
             Request::Register(r) => {
+                self.registrations += 1;
                 self.register(ctx, r);
                 atom("ok")
             }
-            Request::GetRequirements(n) => wire::offer_reply(self.state.offer(&n)),
+            Request::GetRequirements(n) => {
+                self.offers += 1;
+                wire::offer_reply(self.state.offer(&n))
+            }
             Request::GetNodes => list(self.state.nodes().map(wire::entry_term).collect()),
             Request::Subscribe(pid) => {
                 self.subscribers.add(pid);
@@ -209,6 +233,12 @@ impl Process for Beacon {
         if msg.is_atom("reconcile") {
             self.reconcile(ctx);
             ctx.send_after(RECONCILE, atom("reconcile"));
+            for (key, n) in self.log.due() {
+                info!(
+                    "{key}: {n} more in the last {}s",
+                    self.log.window().as_secs()
+                );
+            }
             return Flow::Continue;
         }
         match msg.as_tuple() {
@@ -236,6 +266,8 @@ impl Process for Beacon {
                 list(self.state.nodes().map(wire::entry_term).collect()),
             ),
             ("subscribers", Term::from(self.subscribers.len() as u64)),
+            ("registrations", Term::from(self.registrations)),
+            ("get_requirements", Term::from(self.offers)),
         ])
     }
 }

@@ -246,26 +246,51 @@ fn start_named(name: &str, role: &str, epmd: &Daemon) -> Proc {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn churn_leaves_the_beacon_table_matching_reality() {
+async fn churn_with_kills_and_stops_leaves_the_beacon_table_matching_reality() {
+    let _serial = crate::util::heavy().await;
     let epmd = Daemon::start().await;
-    let _beacon = start_role("beacon", &epmd);
-    let roles = ["gate_manager", "gate", "data_contact", "data_service"];
+    // A short tick time, so stopped nodes are found out within the run.
+    let (_dir, roles) = crate::util::roles_file_with(4, "full");
+    let start = |name: &str, role: &str| {
+        cluster_spawn(&[
+            "start",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--cookie",
+            "e2e",
+            "--epmd-port",
+            &epmd.port.to_string(),
+            "--roles",
+            &roles,
+            "--no-epmd-start",
+        ])
+    };
+    let _beacon = start("beacon1@127.0.0.1", "beacon");
+    let kinds = ["gate_manager", "gate", "data_contact", "data_service"];
     let names: Vec<(String, &str)> = (0..10)
         .map(|i| {
             (
-                format!("{}{}@127.0.0.1", roles[i % 4], i / 4 + 1),
-                roles[i % 4],
+                format!("{}{}@127.0.0.1", kinds[i % 4], i / 4 + 1),
+                kinds[i % 4],
             )
         })
         .collect();
-    let mut alive: Vec<Option<Proc>> = names
+    #[derive(PartialEq)]
+    enum State {
+        Running,
+        Stopped,
+        Dead,
+    }
+    let mut procs: Vec<(Option<Proc>, State)> = names
         .iter()
-        .map(|(n, r)| Some(start_named(n, r, &epmd)))
+        .map(|(n, r)| (Some(start(n, r)), State::Running))
         .collect();
     let (obs, client) = observer(&epmd).await;
     all_online(&client, 11, DEADLINE).await;
 
-    // 20 s of random kill -9 and restarts, paced by an interval; seeded, so reproducible.
+    // 20 s of random kill -9, SIGSTOP, SIGCONT and restarts, paced; seeded, so reproducible.
     let mut rng: u64 = 0x5eed_cafe;
     let mut next = move || {
         rng ^= rng << 13;
@@ -275,30 +300,57 @@ async fn churn_leaves_the_beacon_table_matching_reality() {
     };
     let mut pace = tokio::time::interval(Duration::from_millis(250));
     let end = tokio::time::Instant::now() + Duration::from_secs(20);
-    let (mut kills, mut restarts) = (0, 0);
+    let (mut kills, mut stops, mut conts, mut restarts) = (0, 0, 0, 0);
     while tokio::time::Instant::now() < end {
         pace.tick().await;
         let i = (next() % names.len() as u64) as usize;
-        match alive[i].take() {
-            Some(p) => {
-                p.signal("KILL");
-                drop(p);
-                kills += 1;
-            }
-            None => {
-                alive[i] = Some(start_named(&names[i].0, names[i].1, &epmd));
+        let (p, state) = &mut procs[i];
+        match state {
+            State::Dead => {
+                *p = Some(start(&names[i].0, names[i].1));
+                *state = State::Running;
                 restarts += 1;
             }
+            State::Stopped => {
+                if let Some(p) = p {
+                    p.signal("CONT");
+                }
+                *state = State::Running;
+                conts += 1;
+            }
+            State::Running if next() % 2 == 0 => {
+                if let Some(p) = p.take() {
+                    p.signal("KILL");
+                }
+                *state = State::Dead;
+                kills += 1;
+            }
+            State::Running => {
+                if let Some(p) = p {
+                    p.signal("STOP");
+                }
+                *state = State::Stopped;
+                stops += 1;
+            }
+        }
+    }
+    // Wake the stopped ones; then exactly the live processes must be online.
+    for (p, state) in &mut procs {
+        if *state == State::Stopped {
+            if let Some(p) = p {
+                p.signal("CONT");
+            }
+            *state = State::Running;
         }
     }
     let expected: std::collections::BTreeSet<String> = names
         .iter()
-        .zip(&alive)
-        .filter(|(_, p)| p.is_some())
+        .zip(&procs)
+        .filter(|(_, (_, s))| *s == State::Running)
         .map(|((n, _), _)| n.clone())
         .chain(std::iter::once("beacon1@127.0.0.1".to_string()))
         .collect();
-    // Converges: exactly the live processes are online, none stale, none missing.
+    let settled = Instant::now();
     let seen = wait_for(
         "the beacon to match the live processes",
         DEADLINE,
@@ -314,10 +366,12 @@ async fn churn_leaves_the_beacon_table_matching_reality() {
     )
     .await;
     println!(
-        "churn: {kills} kills, {restarts} restarts, {} online at the end",
-        seen.len()
+        "churn: {kills} kills, {stops} stops, {conts} continues, {restarts} restarts; \
+         {} online, table true {:?} after the last action",
+        seen.len(),
+        settled.elapsed()
     );
-    assert!(kills > 5 && restarts > 5);
+    assert!(kills > 3 && stops > 3 && restarts > 3);
     obs.shutdown().await;
 }
 

@@ -735,3 +735,271 @@ async fn a_paused_beacon_comes_back_with_a_true_table() {
         );
     }
 }
+
+/// A network namespace with a veth link to the host, removed when dropped.
+struct NetNs {
+    name: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+impl NetNs {
+    /// Creates one, or says why it cannot (not root, no `ip`).
+    fn create() -> Result<NetNs, String> {
+        let id = std::process::id() % 200 + 20;
+        let name = format!("clt{id}");
+        let (host_if, ns_if) = (format!("vh{id}"), format!("vn{id}"));
+        let host_ip = format!("10.213.{id}.1");
+        let ns_ip = format!("10.213.{id}.2");
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        // A namespace left by an earlier run of this test is replaced.
+        let _ = run(&["netns", "del", &name]);
+        let _ = run(&["link", "del", &host_if]);
+        run(&["netns", "add", &name])?;
+        let ns = NetNs {
+            name: name.clone(),
+            host_ip: host_ip.clone(),
+            ns_ip: ns_ip.clone(),
+        };
+        run(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+        ])?;
+        run(&["link", "set", &ns_if, "netns", &name])?;
+        run(&["addr", "add", &format!("{host_ip}/24"), "dev", &host_if])?;
+        run(&["link", "set", &host_if, "up"])?;
+        run(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("{ns_ip}/24"),
+            "dev",
+            &ns_if,
+        ])?;
+        run(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"])?;
+        run(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_idle_connections_cannot_lock_local_nodes_out_of_the_port_mapper() {
+    let _serial = heavy().await;
+    let ns = match NetNs::create() {
+        Ok(ns) => ns,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root and must be able to create a network namespace: {why}"
+            );
+            println!("skipped: cannot create a network namespace ({why})");
+            return;
+        }
+    };
+    let epmd = Daemon::start_with(cluster::epmd::ServerConfig {
+        addresses: vec![ns.host_ip.parse().unwrap()],
+        ..cluster::epmd::ServerConfig::default()
+    })
+    .await;
+    // 1,100 idle connections from the other host, held open until we close its stdin.
+    let script = format!(
+        "import resource, socket, sys\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n\
+         held = []\n\
+         for _ in range(1100):\n\
+         \x20   s = socket.create_connection(('{}', {}), timeout=5)\n\
+         \x20   held.append(s)\n\
+         print('holding', len(held), flush=True)\n\
+         sys.stdin.read()\n",
+        ns.host_ip, epmd.port
+    );
+    let mut holder = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ip netns exec");
+    let stdout_pipe = holder.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut l = String::new();
+        std::io::BufReader::new(stdout_pipe).read_line(&mut l).ok();
+        l
+    })
+    .await
+    .unwrap();
+    assert!(line.starts_with("holding 1100"), "{line:?}");
+    // The port mapper is full for other hosts, and says so; this host still registers.
+    let port = epmd.port.to_string();
+    let started = Instant::now();
+    let mut node = cluster_spawn(&[
+        "start",
+        "--name",
+        "local@127.0.0.1",
+        "--cookie",
+        "rob",
+        "--epmd-port",
+        &port,
+        "--no-epmd-start",
+    ]);
+    let mut lines = node.stdout_lines();
+    wait_line(&mut lines, "up on port", DEADLINE).await;
+    println!(
+        "1,100 idle connections from {}: a local node registered in {:?}",
+        ns.ns_ip,
+        started.elapsed()
+    );
+    drop(holder.stdin.take());
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+/// The `get_requirements` calls the beacon has served, from its `sys:get_state`.
+async fn offers_served(node: &Node, beacon: &NodeName) -> i64 {
+    let state = node
+        .get_state(&Dest::name("beacon", beacon), DEADLINE)
+        .await
+        .unwrap();
+    state
+        .map_get_atom("get_requirements")
+        .and_then(Term::as_int)
+        .unwrap()
+}
+
+/// Waits until the last phase line a role node printed is `want`.
+async fn phase_becomes(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    want: &str,
+    limit: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last = String::new();
+    loop {
+        // Drain what is there, then judge the latest line.
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(l)) => {
+                last = l;
+                while let Ok(l) = lines.try_recv() {
+                    last = l;
+                }
+                if last.ends_with(want) {
+                    return;
+                }
+            }
+            Ok(None) => panic!("the role node exited; last line {last:?}"),
+            Err(_) => panic!("no {want:?} within {limit:?}; last line {last:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_storm_leaves_every_role_node_correct_within_five_seconds() {
+    let _serial = heavy().await;
+    let epmd = Daemon::start().await;
+    let (_dir, roles) = roles_file_with(60, "requirements");
+    let mut beacon = role_proc("beacon1@127.0.0.1", "beacon", &epmd, &roles);
+    wait_line(&mut beacon.stdout_lines(), "beacon ready", DEADLINE).await;
+    let _gm = role_proc("gate_manager1@127.0.0.1", "gate_manager", &epmd, &roles);
+    let mut gates = Vec::new();
+    let mut gate_lines = Vec::new();
+    for i in 1..=3 {
+        let mut g = role_proc(&format!("gate{i}@127.0.0.1"), "gate", &epmd, &roles);
+        gate_lines.push(g.stdout_lines());
+        gates.push(g);
+    }
+    for lines in &mut gate_lines {
+        phase_becomes(lines, "ready gate_manager1@127.0.0.1", DEADLINE).await;
+    }
+    let beacon_name = n("beacon1@127.0.0.1");
+    let storm = start_node("storm@127.0.0.1", &epmd, "rob").await;
+    storm.connect(&beacon_name).await.unwrap();
+    let before = offers_served(&storm, &beacon_name).await;
+
+    // 20,000 re-registrations, fired without waiting for the answers: the storm node flips
+    // between providing data_contact and gate_manager, and ends as a gate_manager.
+    let me = storm.spawn_mailbox();
+    let started = Instant::now();
+    for i in 0..20_000 {
+        let resource = if i % 2 == 0 {
+            "data_contact"
+        } else {
+            "gate_manager"
+        };
+        let req = cluster::beacon::wire::Request::Register(reg("storm@127.0.0.1", resource, &[]));
+        let call = tuple(vec![
+            atom("$gen_call"),
+            tuple(vec![Term::Pid(me.pid()), Term::Int(i)]),
+            req.to_term(),
+        ]);
+        me.send(&Dest::name("beacon", &beacon_name), call).unwrap();
+    }
+    let sent = started.elapsed();
+    // A call behind the storm on the same connection: answered once the beacon is through it.
+    BeaconClient::new(storm.clone(), beacon_name.clone())
+        .with_timeout(DEADLINE)
+        .nodes()
+        .await
+        .unwrap();
+    let beacon_done = started.elapsed();
+    println!("beacon through the storm after {beacon_done:?}");
+    // Every gate converges on the truth: gate_manager1 and storm provide gate_manager.
+    for lines in &mut gate_lines {
+        phase_becomes(
+            lines,
+            "ready gate_manager1@127.0.0.1,storm@127.0.0.1",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    let converged = started.elapsed();
+    // And is not wedged: one more change reaches every gate within 5 s.
+    BeaconClient::new(storm.clone(), beacon_name.clone())
+        .register(reg("storm@127.0.0.1", "data_contact", &[]))
+        .await
+        .unwrap();
+    for lines in &mut gate_lines {
+        phase_becomes(
+            lines,
+            "ready gate_manager1@127.0.0.1",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    let after = offers_served(&storm, &beacon_name).await;
+    println!(
+        "event storm: 20,000 re-registrations sent in {sent:?}; 3 gates correct {converged:?} \
+         after the first; {} get_requirements calls from the gates in all (coalesced)",
+        after - before
+    );
+    assert!(sent < Duration::from_secs(1), "{sent:?}");
+    assert!(
+        after - before < 3_000,
+        "the gates asked {} times",
+        after - before
+    );
+}

@@ -167,36 +167,45 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A child process killed (by its pid) and reaped when dropped.
-pub struct Proc(Option<Child>);
+/// A child process killed (by its pid) and reaped when dropped. Its piped output is read from
+/// the start, always: a child whose logs nobody reads would otherwise block on a full pipe.
+pub struct Proc {
+    child: Option<Child>,
+    out: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    err: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+}
 
 impl Proc {
-    pub fn new(child: Child) -> Proc {
-        Proc(Some(child))
+    pub fn new(mut child: Child) -> Proc {
+        let out = child.stdout.take().map(lines_of);
+        let err = child.stderr.take().map(lines_of);
+        Proc {
+            child: Some(child),
+            out,
+            err,
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Kills the process and waits for it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.0.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Takes the piped stdout as a line reader (for waiting on a line under a deadline).
-    pub fn stdout_lines(&mut self) -> tokio::sync::mpsc::Receiver<String> {
-        let child = self.0.as_mut().expect("process running");
-        lines_of(child.stdout.take().expect("stdout piped"))
+    /// Takes the stdout lines (for waiting on a line under a deadline).
+    pub fn stdout_lines(&mut self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        self.out.take().expect("stdout piped and not taken yet")
     }
 
-    /// Takes the piped stderr as a line reader.
-    pub fn stderr_lines(&mut self) -> tokio::sync::mpsc::Receiver<String> {
-        let child = self.0.as_mut().expect("process running");
-        lines_of(child.stderr.take().expect("stderr piped"))
+    /// Takes the stderr lines.
+    pub fn stderr_lines(&mut self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        self.err.take().expect("stderr piped and not taken yet")
     }
 
     /// Sends a signal (`"STOP"`, `"CONT"`, `"TERM"`, `"KILL"`, `"INT"`) to the process by pid.
@@ -215,12 +224,13 @@ impl Proc {
     }
 
     /// Waits (on a blocking thread) for the process to exit by itself, up to `limit`, and
-    /// returns its output; kills it and fails the test if it does not.
+    /// returns its output (the lines not taken before); kills it and fails the test if it
+    /// does not exit.
     pub async fn wait_output(mut self, limit: Duration) -> Output {
-        let child = self.0.take().expect("process already reaped");
+        let mut child = self.child.take().expect("process already reaped");
         let pid = child.id();
-        let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
-        match tokio::time::timeout(limit, waiter).await {
+        let waiter = tokio::task::spawn_blocking(move || child.wait());
+        let status = match tokio::time::timeout(limit, waiter).await {
             Ok(joined) => joined.expect("join").expect("wait for process"),
             Err(_) => {
                 let _ = nix::sys::signal::kill(
@@ -229,6 +239,24 @@ impl Proc {
                 );
                 panic!("process {pid} did not exit within {limit:?}");
             }
+        };
+        async fn rest(rx: Option<tokio::sync::mpsc::UnboundedReceiver<String>>) -> Vec<u8> {
+            let mut text = String::new();
+            if let Some(mut rx) = rx {
+                // The reader thread ends at the pipe's end, which follows the exit closely.
+                while let Ok(Some(line)) =
+                    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await
+                {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            text.into_bytes()
+        }
+        Output {
+            status,
+            stdout: rest(self.out.take()).await,
+            stderr: rest(self.err.take()).await,
         }
     }
 }
@@ -378,15 +406,16 @@ pub fn temp_home() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp home")
 }
 
-fn lines_of(r: impl std::io::Read + Send + 'static) -> tokio::sync::mpsc::Receiver<String> {
+fn lines_of(
+    r: impl std::io::Read + Send + 'static,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     use std::io::BufRead;
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more, so the child never blocks.
         for line in std::io::BufReader::new(r).lines() {
             let Ok(line) = line else { break };
-            if tx.blocking_send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     rx
@@ -395,7 +424,7 @@ fn lines_of(r: impl std::io::Read + Send + 'static) -> tokio::sync::mpsc::Receiv
 /// Waits, up to `limit`, for a line containing `needle`; returns it. Lines before it are
 /// returned too (for diagnostics) in the panic message when it never comes.
 pub async fn wait_line(
-    rx: &mut tokio::sync::mpsc::Receiver<String>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
     needle: &str,
     limit: Duration,
 ) -> String {

@@ -428,6 +428,27 @@ impl Mailbox {
         request: Term,
         timeout: Duration,
     ) -> Result<Term, CallError> {
+        self.call_as("$gen_call", to, request, timeout).await
+    }
+
+    /// A `sys` call from this process: `{system, {Self, Ref}, Request}` (`get_state`,
+    /// `get_status`, `suspend`…), as OTP's `sys` module sends it.
+    pub async fn system_call(
+        &mut self,
+        to: &Dest,
+        request: Term,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        self.call_as("system", to, request, timeout).await
+    }
+
+    async fn call_as(
+        &mut self,
+        kind: &str,
+        to: &Dest,
+        request: Term,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let target_node = match to {
             Dest::Pid(p) => peer_of(p)?,
@@ -441,7 +462,7 @@ impl Mailbox {
         }
         let mref = self.monitor(to)?;
         let req = tuple(vec![
-            atom("$gen_call"),
+            atom(kind),
             tuple(vec![Term::Pid(self.pid()), Term::Ref(mref.clone())]),
             request,
         ]);
@@ -800,6 +821,13 @@ impl Node {
         timeout: Duration,
     ) -> Result<Term, CallError> {
         self.spawn_mailbox().call(to, request, timeout).await
+    }
+
+    /// `sys:get_state/1` on any process that speaks OTP's `sys` protocol (ours and Erlang's).
+    pub async fn get_state(&self, of: &Dest, timeout: Duration) -> Result<Term, CallError> {
+        self.spawn_mailbox()
+            .system_call(of, atom("get_state"), timeout)
+            .await
     }
 
     /// Closes the connection to `peer`, if any. Both sides see nodedown.
