@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::GlobalOpts;
-use cluster::dist::outbox::DEFAULT_BUSY_LIMIT;
+use cluster::dist::node::DEFAULT_BUSY_LIMIT;
 use cluster::dist::proto::frame::DEFAULT_MAX_FRAME;
 use cluster::dist::setup::DEFAULT_SETUP_TIME;
 use cluster::dist::{Node, NodeConfig, NodeName};

@@ -74,7 +74,7 @@ pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     let beacon = if selected.iter().any(|r| r.name == "beacon") {
         NodeName::parse(&format!("beacon1@{}", args.host))?
     } else {
-        NodeName::parse(&file.cluster.beacon)?
+        file.cluster.beacon.clone()
     };
     let cookie = super::session::cookie(global)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
+use crate::dist::NodeName;
 
 /// Default `net_ticktime`, in seconds, as Erlang.
 pub const DEFAULT_NET_TICKTIME: u64 = 60;
@@ -32,8 +33,8 @@ pub enum Mesh {
 /// Cluster-wide defaults from the `[cluster]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterDefaults {
-    /// The beacon node's full name.
-    pub beacon: String,
+    /// The beacon node, validated as a node name where the file gives it.
+    pub beacon: NodeName,
     /// Tick time in seconds.
     pub net_ticktime: u64,
     /// Mesh mode.
@@ -208,22 +209,9 @@ fn resolve_cluster(
     let raw = raw.unwrap_or_default();
     let beacon = match raw.beacon {
         Some(b) => {
-            let value = b.get_ref();
-            match value.split_once('@') {
-                Some((name, host))
-                    if !name.is_empty() && !host.is_empty() && !host.contains('@') =>
-                {
-                    value.clone()
-                }
-                _ => {
-                    return Err(at(
-                        b.span(),
-                        format!("beacon {value:?} is not a node name of the form name@host"),
-                    ))
-                }
-            }
+            NodeName::parse(b.get_ref()).map_err(|e| at(b.span(), format!("beacon: {e}")))?
         }
-        None => DEFAULT_BEACON.to_owned(),
+        None => NodeName::parse(DEFAULT_BEACON).map_err(|e| at(0..0, e.to_string()))?,
     };
     let net_ticktime = match raw.net_ticktime {
         Some(t) => match u64::try_from(*t.get_ref()) {
@@ -377,7 +365,7 @@ requirements = ["gate_manager"]
     #[test]
     fn valid_file_resolves_defaults_and_order() {
         let f = parse(GOOD).unwrap();
-        assert_eq!(f.cluster.beacon, "b1@10.0.0.1");
+        assert_eq!(f.cluster.beacon.as_str(), "b1@10.0.0.1");
         assert_eq!(f.cluster.net_ticktime, 20);
         assert_eq!(f.cluster.mesh, Mesh::Requirements);
         let names: Vec<_> = f.roles.iter().map(|r| r.name.as_str()).collect();
@@ -391,7 +379,7 @@ requirements = ["gate_manager"]
     #[test]
     fn cluster_table_is_optional() {
         let f = parse("[roles.a]\n").unwrap();
-        assert_eq!(f.cluster.beacon, DEFAULT_BEACON);
+        assert_eq!(f.cluster.beacon.as_str(), DEFAULT_BEACON);
         assert_eq!(f.cluster.net_ticktime, DEFAULT_NET_TICKTIME);
         assert_eq!(f.cluster.mesh, Mesh::Full);
     }
@@ -477,7 +465,7 @@ requirements = ["gate_manager"]
             f.role("data_service").unwrap().requirements,
             ["data_contact"]
         );
-        assert_eq!(f.cluster.beacon, "beacon1@127.0.0.1");
+        assert_eq!(f.cluster.beacon.as_str(), "beacon1@127.0.0.1");
         assert_eq!(f.cluster.net_ticktime, 60);
         assert_eq!(f.cluster.mesh, Mesh::Full);
     }

@@ -159,12 +159,8 @@ impl ConnHandle {
         self.cancel.cancel();
     }
 
-    /// Whether the connection is ending or gone.
-    pub fn is_closing(&self) -> bool {
-        self.cancel.is_cancelled()
-    }
-
     /// Resolves once the connection is gone and its end has been reported.
+    #[cfg(test)]
     pub async fn closed(&self) {
         self.done.cancelled().await
     }

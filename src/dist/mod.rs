@@ -10,14 +10,14 @@
 //! Wire facts are in `DESIGN.md` ("Distribution protocol"), verified against OTP 25.
 
 pub mod builtin;
-pub mod connection;
+mod connection;
 pub mod name;
 pub mod node;
-pub mod outbox;
+mod outbox;
 pub mod process;
 pub mod proto;
 pub mod setup;
-pub mod tick;
+mod tick;
 
 pub use name::{Cookie, NameKind, NodeName};
 pub use node::{

@@ -147,6 +147,12 @@ impl fmt::Display for Cookie {
     }
 }
 
+impl serde::Serialize for NodeName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.full)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

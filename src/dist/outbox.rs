@@ -163,6 +163,7 @@ impl Outbox {
     }
 
     /// Whether frames are waiting to be taken.
+    #[cfg(test)]
     pub fn has_frames(&self) -> bool {
         !self.lock().frames.is_empty()
     }

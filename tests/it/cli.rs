@@ -211,17 +211,12 @@ fn foreground_port_mapper_serves_and_stops_on_sigterm() {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
-    let pid = child.id();
     let proc = Proc::new(child);
 
     let out = cluster(&["names", "--epmd-port", &port.to_string(), "--json"]);
     assert!(out.status.success(), "{out:?}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    proc.signal("TERM");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let out = rt.block_on(proc.wait_output(DEADLINE));
     assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
@@ -243,7 +238,10 @@ async fn daemon_detaches_is_idempotent_and_can_be_killed() {
     struct KillOnDrop(u32);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
-            let _ = Command::new("kill").arg(self.0.to_string()).status();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0 as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
     }
     let _guard = KillOnDrop(pid);

@@ -17,9 +17,9 @@
 mod dial;
 mod events;
 mod listen;
-pub mod mailbox;
-pub mod peers;
-pub mod procs;
+mod mailbox;
+mod peers;
+mod procs;
 mod publish;
 mod router;
 
@@ -34,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::connection::{ConnHandle, ConnId, DownReason};
-use super::outbox::{PushError, DEFAULT_BUSY_LIMIT, DEFAULT_HARD_LIMIT};
+use super::connection::ConnHandle;
+use super::outbox::PushError;
 use super::proto::frame::DEFAULT_MAX_FRAME;
 use super::proto::term::{atom, tuple, Atom, Pid, Ref, Term};
 use super::proto::{Control, ProcRef};
@@ -45,6 +45,8 @@ use crate::net::tcp::TcpTransport;
 use crate::net::warn::{WarnLimiter, DEFAULT_WINDOW};
 use crate::net::{DialError, ListenError, PublishError, Transport};
 
+pub use super::connection::{ConnId, DownReason};
+pub use super::outbox::{DEFAULT_BUSY_LIMIT, DEFAULT_HARD_LIMIT};
 pub use events::{NodeEvent, NodeEvents};
 pub use mailbox::HighWater;
 

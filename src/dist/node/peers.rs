@@ -310,14 +310,6 @@ impl<C: Clone, Q> Peers<C, Q> {
             _ => None,
         })
     }
-
-    /// Slots being set up.
-    pub fn connecting(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|s| matches!(s, Slot::Connecting { .. }))
-            .count()
-    }
 }
 
 #[cfg(test)]
@@ -351,7 +343,7 @@ mod tests {
             p.route(&n("b@h"), "m", false),
             Route::NotConnected("m")
         ));
-        assert_eq!(p.connecting(), 0);
+        assert!(!p.is_connecting(&n("b@h")));
     }
 
     #[test]

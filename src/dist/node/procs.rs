@@ -234,16 +234,6 @@ impl ProcTable {
             .collect()
     }
 
-    /// Live processes.
-    pub fn len(&self) -> usize {
-        self.procs.len()
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.procs.is_empty()
-    }
-
     /// Every process id with its entry.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Entry)> {
         self.procs.iter().map(|(id, e)| (*id, e))
@@ -452,6 +442,7 @@ impl ProcTable {
     }
 
     /// Whether local `id` is linked to `other`.
+    #[cfg(test)]
     pub fn is_linked(&self, id: u32, other: &Pid) -> bool {
         self.procs.get(&id).is_some_and(|e| {
             e.links
@@ -655,7 +646,8 @@ impl ProcTable {
         out
     }
 
-    /// Monitors held by remote watchers (for tests and stats).
+    /// Monitors on local processes.
+    #[cfg(test)]
     pub fn monitor_count(&self) -> usize {
         self.monitored.len()
     }
