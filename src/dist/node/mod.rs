@@ -337,6 +337,8 @@ pub struct ProcessInfo {
 
 pub(crate) struct Inner {
     cfg: NodeConfig,
+    /// Our name as an atom, for minting pids without a lock.
+    atom: Atom,
     creation: AtomicU32,
     listen_port: u16,
     procs: Mutex<ProcTable>,
@@ -378,7 +380,7 @@ pub struct Mailbox {
 impl Mailbox {
     /// This process's pid (carrying the node's current creation).
     pub fn pid(&self) -> Pid {
-        lock(&self.node.inner.procs).pid(self.id)
+        self.node.inner.pid(self.id)
     }
 
     /// The next message; `None` once the process has been ended (killed, or the node stopped).
@@ -614,6 +616,7 @@ impl Node {
             .as_ref()
             .map_or_else(|| rand::random::<u32>().max(4), |p| p.creation());
         let inner = Arc::new(Inner {
+            atom: Atom::from(cfg.name.as_str()),
             creation: AtomicU32::new(creation),
             listen_port,
             procs: Mutex::new(ProcTable::new(cfg.name.as_str(), creation, SYSTEM_ID + 1)),
@@ -673,7 +676,7 @@ impl Node {
 
     /// The pid of the node's system process (the sender of [`Node::send`]).
     pub fn system_pid(&self) -> Pid {
-        lock(&self.inner.procs).pid(SYSTEM_ID)
+        self.inner.pid(SYSTEM_ID)
     }
 
     /// A new anonymous process.
@@ -960,7 +963,7 @@ impl Node {
                 Ok(())
             }
             Dest::Pid(pid) => {
-                let from = lock(&self.inner.procs).pid(from);
+                let from = self.inner.pid(from);
                 self.route(
                     &peer_of(pid)?,
                     Control::Send {
@@ -971,7 +974,7 @@ impl Node {
                 )
             }
             Dest::Name { name, node } => {
-                let from = lock(&self.inner.procs).pid(from);
+                let from = self.inner.pid(from);
                 self.route(
                     node,
                     Control::RegSend {
@@ -989,14 +992,14 @@ impl Node {
             Dest::Pid(pid) if !self.inner.is_local(pid) => (
                 peer_of(pid)?,
                 Control::Send {
-                    from: Some(lock(&self.inner.procs).pid(from)),
+                    from: Some(self.inner.pid(from)),
                     to: pid.clone(),
                 },
             ),
             Dest::Name { name, node } if node != self.name() => (
                 node.clone(),
                 Control::RegSend {
-                    from: lock(&self.inner.procs).pid(from),
+                    from: self.inner.pid(from),
                     to: name.clone(),
                 },
             ),
@@ -1016,14 +1019,14 @@ impl Node {
             Dest::Pid(pid) if !self.inner.is_local(pid) => (
                 peer_of(pid)?,
                 Control::Send {
-                    from: Some(lock(&self.inner.procs).pid(from)),
+                    from: Some(self.inner.pid(from)),
                     to: pid.clone(),
                 },
             ),
             Dest::Name { name, node } if node != self.name() => (
                 node.clone(),
                 Control::RegSend {
-                    from: lock(&self.inner.procs).pid(from),
+                    from: self.inner.pid(from),
                     to: name.clone(),
                 },
             ),
@@ -1074,7 +1077,7 @@ impl Node {
     }
 
     fn link(&self, id: u32, other: &Pid) -> Result<(), SendError> {
-        let me = lock(&self.inner.procs).pid(id);
+        let me = self.inner.pid(id);
         if self.inner.is_local(other) {
             let linked = {
                 let mut procs = lock(&self.inner.procs);
@@ -1107,7 +1110,7 @@ impl Node {
         if !had || self.inner.is_local(other) {
             return Ok(());
         }
-        let me = lock(&self.inner.procs).pid(id);
+        let me = self.inner.pid(id);
         let unlink_id = self.inner.next_ref.fetch_add(1, Ordering::Relaxed);
         self.route(
             &peer_of(other)?,
@@ -1127,7 +1130,7 @@ impl Node {
             Dest::Name { name, node } => (node.clone(), ProcRef::Name(name.clone())),
         };
         if &node == self.name() {
-            let me = lock(&self.inner.procs).pid(id);
+            let me = self.inner.pid(id);
             let fx = lock(&self.inner.procs).monitor_local(me, proc_ref, reference.clone());
             self.inner.execute(fx);
             return Ok(reference);

@@ -180,7 +180,7 @@ impl ProcTable {
 
     /// The process registered as `name`.
     pub fn whereis(&self, name: &str) -> Option<u32> {
-        self.names.get(&Atom::from(name)).copied()
+        self.names.get(name).copied()
     }
 
     /// Resolves a monitor or message target to a live local process.

@@ -263,3 +263,15 @@ impl Dispatch for Inner {
         });
     }
 }
+
+impl Inner {
+    /// The pid of local process `id`, carrying the current creation (no lock taken).
+    pub(super) fn pid(&self, id: u32) -> Pid {
+        Pid {
+            node: self.atom.clone(),
+            id,
+            serial: 0,
+            creation: self.creation.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}

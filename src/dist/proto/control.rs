@@ -282,6 +282,13 @@ pub enum Control {
     },
 }
 
+/// The empty atom SEND and REG_SEND carry in their unused slot, made once (it is on every
+/// message's path).
+fn unused() -> Term {
+    static EMPTY: std::sync::OnceLock<Atom> = std::sync::OnceLock::new();
+    Term::Atom(EMPTY.get_or_init(|| Atom::from("")).clone())
+}
+
 fn bad(what: &str, t: &Term) -> BadControl {
     BadControl(format!("{what}: {}", term::Truncated(t, 200)))
 }
@@ -319,13 +326,13 @@ impl Control {
         let r = |rf: &Ref| Term::Ref(rf.clone());
         match self {
             Control::Link { from, to } => (tuple(vec![int(1), p(from), p(to)]), None),
-            Control::Send { from: None, to } => (tuple(vec![int(2), atom(""), p(to)]), None),
+            Control::Send { from: None, to } => (tuple(vec![int(2), unused(), p(to)]), None),
             Control::Send { from: Some(f), to } if peer_flags & flags::SEND_SENDER != 0 => {
                 (tuple(vec![int(22), p(f), p(to)]), None)
             }
-            Control::Send { to, .. } => (tuple(vec![int(2), atom(""), p(to)]), None),
+            Control::Send { to, .. } => (tuple(vec![int(2), unused(), p(to)]), None),
             Control::RegSend { from, to } => (
-                tuple(vec![int(6), p(from), atom(""), Term::Atom(to.clone())]),
+                tuple(vec![int(6), p(from), unused(), Term::Atom(to.clone())]),
                 None,
             ),
             Control::AliasSend { from, alias } => (tuple(vec![int(33), p(from), r(alias)]), None),

@@ -35,6 +35,14 @@ impl Atom {
     }
 }
 
+// Ordering, equality and hashing are those of the text, so tables keyed by atoms can be
+// searched with a `&str` (no allocation per lookup).
+impl std::borrow::Borrow<str> for Atom {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<&str> for Atom {
     fn from(s: &str) -> Atom {
         Atom(Arc::from(s))
