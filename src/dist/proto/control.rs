@@ -10,7 +10,7 @@
 use thiserror::Error;
 
 use super::flags;
-use super::term::{self, atom, int, tuple, Atom, Pid, Ref, Term};
+use super::term::{self, int, tuple, Atom, Pid, Ref, Term};
 
 /// Why a control term is not a control message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -606,6 +606,7 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
+    use super::super::term::atom;
     use super::*;
 
     fn pid(id: u32) -> Pid {
