@@ -529,7 +529,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__start)
-            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-frame --busy-limit --receive-budget --no-auto-connect --hidden --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-message-size --busy-limit --receive-budget --no-auto-connect --hidden --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,7 +559,7 @@ _cluster() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --max-frame)
+                --max-message-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -47,9 +47,9 @@ complete -c cluster -n "__fish_cluster_using_subcommand start" -l net-ticktime -
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l net-setuptime -d 'Seconds allowed for each handshake step' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l dist-port -d 'Distribution port or range, like inet_dist_listen_min/max [default: any free port]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l listen -d 'Address to listen on [default: the address of the name\'s host; never 0.0.0.0 unless asked]' -r
-complete -c cluster -n "__fish_cluster_using_subcommand start" -l max-frame -d 'Largest frame accepted from a peer, in bytes (at least 1024)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l max-message-size -d 'Largest message accepted from a peer, in bytes; a larger one is refused alone (its caller gets an error) and the connection stays up' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l busy-limit -d 'Bytes queued to one peer before senders that wait are held back (like erl\'s +zdbbl)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand start" -l receive-budget -d 'Bytes of large incoming frames buffered at once across all connections' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l receive-budget -d 'Bytes of large incoming messages buffered at once across all connections (raised to --max-message-size if lower)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l beacon -d 'The beacon to register with [default: the roles file\'s beacon]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r

@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::GlobalOpts;
 use cluster::dist::node::DEFAULT_BUSY_LIMIT;
-use cluster::dist::proto::frame::DEFAULT_MAX_FRAME;
+use cluster::dist::proto::frame::DEFAULT_MAX_MESSAGE;
 use cluster::dist::setup::DEFAULT_SETUP_TIME;
 use cluster::dist::{Node, NodeConfig, NodeName};
 use cluster::net::tcp::TcpTransport;
@@ -83,15 +83,17 @@ pub struct StartArgs {
     /// Do not start a port mapper when none is running.
     #[arg(long)]
     no_epmd_start: bool,
-    /// Largest frame accepted from a peer, in bytes (at least 1024).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME as u64,
-          value_parser = clap::value_parser!(u64).range(1024..=u32::MAX as u64))]
-    max_frame: u64,
+    /// Largest message accepted from a peer, in bytes; a larger one is refused alone (its
+    /// caller gets an error) and the connection stays up.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=1 << 40))]
+    max_message_size: u64,
     /// Bytes queued to one peer before senders that wait are held back (like erl's +zdbbl).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUSY_LIMIT as u64,
           value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
     busy_limit: u64,
-    /// Bytes of large incoming frames buffered at once across all connections.
+    /// Bytes of large incoming messages buffered at once across all connections (raised to
+    /// --max-message-size if lower).
     #[arg(long, value_name = "BYTES", default_value_t = cluster::dist::node::DEFAULT_RECEIVE_BUDGET as u64,
           value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 40))]
     receive_budget: u64,
@@ -173,7 +175,7 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
     cfg.port_range = args.dist_port.unwrap_or((0, 0));
     cfg.ticktime = ticktime;
     cfg.setup_time = Duration::from_secs(args.net_setuptime);
-    cfg.max_frame = args.max_frame as usize;
+    cfg.max_message = args.max_message_size as usize;
     cfg.busy_limit = args.busy_limit as usize;
     cfg.hard_limit = cfg.hard_limit.max(cfg.busy_limit * 4);
     cfg.receive_budget = args.receive_budget as usize;

@@ -1,8 +1,11 @@
 //! One established distribution connection: three tasks over any byte stream.
-//! - The **reader** decodes frames and hands each message to the node ([`Dispatch`]), which
-//!   never blocks (mailboxes are unbounded), so reading never stalls behind a slow process.
-//!   Frames above [`LARGE_FRAME`] first take their size from the node-wide receive budget:
-//!   over budget, the reader pauses instead of memory growing.
+//! - The **reader** decodes frames, puts fragmented messages back together, and hands each
+//!   message to the node ([`Dispatch`]), which never blocks (mailboxes are unbounded), so
+//!   reading never stalls behind a slow process. Frames above [`LARGE_FRAME`], and the
+//!   payloads of fragmented messages being put together, take their size from the node-wide
+//!   receive budget: over budget, the reader pauses instead of memory growing. A message over
+//!   the maximum size is refused on its own: its bytes are skipped, its `gen_call` caller (if
+//!   any) is told, and the connection goes on.
 //! - The **writer** drains the [`Outbox`]; every write is a cancellable await, so a peer that
 //!   stops reading cannot pin it.
 //! - The **supervisor** runs the [`Ticker`] every `net_ticktime / 4`: it queues ticks, and it
@@ -20,24 +23,34 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::outbox::{Outbox, PushError};
-use super::proto::frame::{data_frame, decode_data, frame_len};
+use super::outbox::{Outbox, PushError, Sender};
+use super::proto::frame::{
+    decode_frame, encode_message, frame_len, sniff_frame_call, Framing, Inbound, Outgoing,
+    FRAGMENT_SIZE,
+};
 use super::proto::handshake::PeerInfo;
+use super::proto::reassembly::{Reassembly, Refusal, Refused, Step, DEFAULT_MAX_OPEN};
 use super::proto::{Control, Message, Term};
 use super::tick::{Period, TickAction, Ticker, INTENSITY};
 use crate::net::BoxStream;
 
-/// Frames at least this large take their size from the node's receive budget first.
-pub const LARGE_FRAME: usize = 64 * 1024;
+/// Frames at least this large take their size from the node's receive budget first (OTP's
+/// fragments, 64 KiB, stay under it).
+pub const LARGE_FRAME: usize = 256 * 1024;
+/// How much of a refused frame is read to find the `gen_call` it carries.
+const SNIFF_PREFIX: usize = 4096;
 /// The reader's buffer.
 const READ_BUFFER: usize = 64 * 1024;
 /// The writer coalesces small frames into writes of about this size.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Pieces at least this large are written from where they are instead of being copied into
+/// the batch (fragments' payloads, large frames).
+const DIRECT_WRITE: usize = 16 * 1024;
 /// The reader yields to other tasks after this many messages in a row.
 const YIELD_EVERY: u64 = 64;
 
@@ -79,11 +92,14 @@ impl std::fmt::Display for DownReason {
     }
 }
 
-/// Where a connection delivers what it reads. Both methods must return quickly and never
-/// wait on anything: they run on the reader and supervisor tasks.
+/// Where a connection delivers what it reads. The methods must return quickly and never wait
+/// on anything: they run on the reader and supervisor tasks.
 pub trait Dispatch: Send + Sync + 'static {
     /// A decoded message; `size` is its frame's length.
     fn dispatch(&self, conn: &Arc<ConnHandle>, msg: Message, size: usize);
+    /// A message that will not be delivered (too large, or undecodable); the connection goes
+    /// on. Its `gen_call` caller, when one was found, deserves an answer.
+    fn refused(&self, conn: &Arc<ConnHandle>, refused: Refused);
     /// The connection is gone; called once, after the last `dispatch`.
     fn closed(&self, conn: &Arc<ConnHandle>, reason: DownReason);
 }
@@ -93,8 +109,8 @@ pub trait Dispatch: Send + Sync + 'static {
 pub struct ConnParams {
     /// `net_ticktime`.
     pub ticktime: Duration,
-    /// Largest frame accepted.
-    pub max_frame: usize,
+    /// Largest message accepted; larger ones are refused alone.
+    pub max_message: usize,
     /// Outbox bytes above which waiting senders wait.
     pub busy_limit: usize,
     /// Outbox bytes above which non-waiting senders are refused.
@@ -113,6 +129,8 @@ pub struct ConnHandle {
     pub peer: PeerInfo,
     /// Frames to write.
     pub outbox: Outbox,
+    /// The frame layout agreed with the peer.
+    pub framing: Framing,
     cancel: CancellationToken,
     done: CancellationToken,
     reason: Mutex<Option<DownReason>>,
@@ -128,14 +146,28 @@ impl std::fmt::Debug for ConnHandle {
     }
 }
 
+/// The ordering key of a message: its sending process, which also serves as the sequence id
+/// of its fragments (one sender's fragmented messages go out one after another).
+fn sender_of(control: &Control) -> Sender {
+    control.sender().map_or(Sender::NONE, |p| {
+        Sender(u64::from(p.serial) << 32 | u64::from(p.id))
+    })
+}
+
 impl ConnHandle {
+    fn encode(&self, control: &Control, message: Option<&Term>) -> (Sender, Outgoing) {
+        let sender = sender_of(control);
+        let msg = encode_message(control, message, self.peer.flags, sender.0, FRAGMENT_SIZE);
+        (sender, msg)
+    }
+
     /// Queues a message without waiting (refused when the peer is far behind).
     pub fn send(&self, control: &Control, message: Option<&Term>) -> Result<(), PushError> {
         if self.outbox.is_closed() {
             return Err(PushError::Closed);
         }
-        self.outbox
-            .push(data_frame(control, message, self.peer.flags))
+        let (sender, msg) = self.encode(control, message);
+        self.outbox.push(sender, msg)
     }
 
     /// Queues a message, waiting while the peer is busy.
@@ -144,8 +176,8 @@ impl ConnHandle {
         control: &Control,
         message: Option<&Term>,
     ) -> Result<(), PushError> {
-        let frame = data_frame(control, message, self.peer.flags);
-        self.outbox.push_wait(frame).await
+        let (sender, msg) = self.encode(control, message);
+        self.outbox.push_wait(sender, msg).await
     }
 
     /// Ends the connection with `reason` (the first reason given wins).
@@ -179,6 +211,7 @@ impl Pending {
     pub fn new(stream: BoxStream, peer: PeerInfo, params: ConnParams) -> Pending {
         let handle = Arc::new(ConnHandle {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            framing: Framing::for_peer(peer.flags),
             peer,
             outbox: Outbox::new(params.busy_limit, params.hard_limit),
             cancel: CancellationToken::new(),
@@ -292,7 +325,7 @@ async fn write_loop(mut wr: WriteHalf<BoxStream>, conn: Arc<ConnHandle>) -> Down
             continue;
         }
         for f in frames.drain(..) {
-            if f.len() >= WRITE_BATCH {
+            if f.len() >= DIRECT_WRITE {
                 if let Err(e) = write_counted(&mut wr, &batch, &conn).await {
                     return e;
                 }
@@ -340,6 +373,141 @@ async fn write_counted(
     Ok(())
 }
 
+/// What the reader keeps between frames.
+struct ReadState<'a, D> {
+    conn: &'a Arc<ConnHandle>,
+    params: &'a ConnParams,
+    dispatch: &'a D,
+    reassembly: Reassembly,
+    /// Budget held for the payloads of fragmented messages being put together.
+    held: Option<OwnedSemaphorePermit>,
+    malformed: u64,
+}
+
+impl<D: Dispatch> ReadState<'_, D> {
+    /// Handles one whole frame's bytes. `permit` is the budget taken for a large frame; a
+    /// fragment's payload keeps its share. Waits only for the receive budget, and only when
+    /// this connection holds none of it (so two readers never wait on each other).
+    async fn frame(
+        &mut self,
+        frame: Bytes,
+        len: usize,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), DownReason> {
+        let (seq, step) = match decode_frame(&frame, self.conn.framing) {
+            Ok(Inbound::Whole(msg)) => {
+                self.dispatch.dispatch(self.conn, msg, len);
+                return Ok(());
+            }
+            Ok(Inbound::Start {
+                seq,
+                count,
+                control,
+                payload,
+            }) => (seq, self.reassembly.start(seq, count, control, payload)),
+            Ok(Inbound::Cont {
+                seq,
+                index,
+                payload,
+            }) => (seq, self.reassembly.cont(seq, index, payload)),
+            // The framing is intact, so only this message is lost; the link stays up.
+            Err(e) => {
+                let call = sniff_frame_call(&frame, self.conn.framing);
+                self.refuse(Refused {
+                    why: Refusal::Malformed(e),
+                    call,
+                });
+                return Ok(());
+            }
+        };
+        drop(frame);
+        let step = self.settle(seq, step, permit).await?;
+        match step {
+            Step::Pending => {}
+            Step::Complete(msg, size) => self.dispatch.dispatch(self.conn, msg, size),
+            Step::Refused(r) => self.refuse(r),
+        }
+        Ok(())
+    }
+
+    /// Makes the budget held match what the reassembly holds: gives back what completed or
+    /// refused messages freed, and takes what `seq` grew by.
+    async fn settle(
+        &mut self,
+        seq: u64,
+        step: Step,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Step, DownReason> {
+        let want = self.reassembly.held();
+        let have = self.held.as_ref().map_or(0, |h| h.num_permits());
+        if want <= have {
+            self.trim(want);
+            return Ok(step);
+        }
+        let mut need = want - have;
+        if let Some(mut p) = permit {
+            if let Some(share) = p.split(need.min(p.num_permits())) {
+                need -= share.num_permits();
+                self.keep(share);
+            }
+        }
+        if need == 0 {
+            return Ok(step);
+        }
+        let n = need.min(u32::MAX as usize) as u32;
+        if let Ok(p) = self.params.budget.clone().try_acquire_many_owned(n) {
+            self.keep(p);
+            return Ok(step);
+        }
+        if have == 0 {
+            let p = self
+                .params
+                .budget
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map_err(|_| DownReason::Shutdown)?;
+            self.keep(p);
+            return Ok(step);
+        }
+        // Waiting while holding budget could wait on ourselves: refuse this message instead.
+        let refused = self
+            .reassembly
+            .abandon(seq, Refusal::Budget(self.params.budget_bytes));
+        self.trim(self.reassembly.held());
+        Ok(refused.map_or(Step::Pending, Step::Refused))
+    }
+
+    fn keep(&mut self, more: OwnedSemaphorePermit) {
+        match &mut self.held {
+            Some(h) => h.merge(more),
+            None => self.held = Some(more),
+        }
+    }
+
+    /// Gives back budget above `keep` bytes.
+    fn trim(&mut self, keep: usize) {
+        if keep == 0 {
+            self.held = None;
+        } else if let Some(h) = &mut self.held {
+            let have = h.num_permits();
+            if have > keep {
+                drop(h.split(have - keep));
+            }
+        }
+    }
+
+    fn refuse(&mut self, r: Refused) {
+        self.malformed += 1;
+        if self.malformed == 1 || self.malformed.is_power_of_two() {
+            warn!(peer = %self.conn.peer.name, count = self.malformed, "message not delivered: {}", r.why);
+        } else {
+            debug!(peer = %self.conn.peer.name, "message not delivered: {}", r.why);
+        }
+        self.dispatch.refused(self.conn, r);
+    }
+}
+
 async fn read_loop<D: Dispatch>(
     mut rd: ReadHalf<BoxStream>,
     conn: Arc<ConnHandle>,
@@ -347,30 +515,63 @@ async fn read_loop<D: Dispatch>(
     dispatch: Arc<D>,
 ) -> DownReason {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
-    let mut permit: Option<tokio::sync::SemaphorePermit<'_>> = None;
-    let mut malformed = 0u64;
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let mut st = ReadState {
+        conn: &conn,
+        params: &params,
+        dispatch: &*dispatch,
+        reassembly: Reassembly::new(conn.framing, params.max_message, DEFAULT_MAX_OPEN),
+        held: None,
+        malformed: 0,
+    };
+    // Bytes of a refused frame still to be skipped.
+    let mut skip = 0usize;
     let mut dispatched = 0u64;
     loop {
         loop {
-            let len = match frame_len(&buf, params.max_frame) {
-                Err(e) => {
-                    warn!(peer = %conn.peer.name, "closing connection: {e}");
-                    return DownReason::Error(e.to_string());
+            if skip > 0 {
+                let n = skip.min(buf.len());
+                buf.advance(n);
+                skip -= n;
+                if skip > 0 {
+                    break;
                 }
-                Ok(None) => break,
-                Ok(Some(0)) => {
+            }
+            let len = match frame_len(&buf) {
+                None => break,
+                Some(0) => {
                     buf.advance(4);
                     continue;
                 }
-                Ok(Some(len)) => len,
+                Some(len) => len,
             };
+            if len > params.max_message {
+                // Refused unread: only its start is looked at, for a caller to answer.
+                let want = len.min(SNIFF_PREFIX);
+                if buf.len() < 4 + want {
+                    buf.reserve(4 + want - buf.len());
+                    break;
+                }
+                buf.advance(4);
+                let prefix = buf.split_to(want).freeze();
+                let call = sniff_frame_call(&prefix, conn.framing);
+                st.refuse(Refused {
+                    why: Refusal::TooLarge {
+                        size: len,
+                        max: params.max_message,
+                    },
+                    call,
+                });
+                skip = len - want;
+                continue;
+            }
             if buf.len() < 4 + len {
                 if len >= LARGE_FRAME && permit.is_none() {
                     // Wait for room in the node's budget before buffering the body. Not
                     // reading meanwhile is the point; ticks still run, and a peer that sends
                     // nothing else for a whole tick time is declared down.
                     let want = len.min(params.budget_bytes).min(u32::MAX as usize) as u32;
-                    match params.budget.acquire_many(want).await {
+                    match params.budget.clone().acquire_many_owned(want).await {
                         Ok(p) => permit = Some(p),
                         Err(_) => return DownReason::Shutdown,
                     }
@@ -380,20 +581,12 @@ async fn read_loop<D: Dispatch>(
             }
             buf.advance(4);
             let frame = buf.split_to(len).freeze();
-            match decode_data(&frame) {
-                Ok(msg) => dispatch.dispatch(&conn, msg, len),
-                // The framing is intact, so only this message is lost; the link stays up.
-                Err(e) => {
-                    malformed += 1;
-                    if malformed == 1 || malformed.is_power_of_two() {
-                        warn!(peer = %conn.peer.name, count = malformed, "dropping malformed message: {e}");
-                    } else {
-                        debug!(peer = %conn.peer.name, "dropping malformed message: {e}");
-                    }
-                }
+            let large = permit.take();
+            let was_large = large.is_some();
+            if let Err(reason) = st.frame(frame, len, large).await {
+                return reason;
             }
-            drop(frame);
-            if permit.take().is_some() {
+            if was_large {
                 // Move what follows into a fresh small buffer: `buf` still points into the
                 // large frame's allocation and would keep it alive (BytesMut reclaims it rather
                 // than freeing it) for the rest of the connection.
@@ -422,18 +615,23 @@ async fn read_loop<D: Dispatch>(
 mod tests {
     use super::*;
     use crate::dist::proto::flags;
-    use crate::dist::proto::term::{atom, Pid};
+    use crate::dist::proto::frame::data_frame;
+    use crate::dist::proto::term::{atom, binary, tuple, Pid, Ref};
     use crate::dist::NodeName;
 
     #[derive(Default)]
     struct Collect {
         got: Mutex<Vec<Message>>,
+        refused: Mutex<Vec<Refused>>,
         closed: Mutex<Option<DownReason>>,
     }
 
     impl Dispatch for Collect {
         fn dispatch(&self, _: &Arc<ConnHandle>, msg: Message, _: usize) {
             self.got.lock().unwrap().push(msg);
+        }
+        fn refused(&self, _: &Arc<ConnHandle>, r: Refused) {
+            self.refused.lock().unwrap().push(r);
         }
         fn closed(&self, _: &Arc<ConnHandle>, reason: DownReason) {
             *self.closed.lock().unwrap() = Some(reason);
@@ -443,7 +641,7 @@ mod tests {
     fn params(tick: Duration) -> ConnParams {
         ConnParams {
             ticktime: tick,
-            max_frame: 1 << 20,
+            max_message: 1 << 20,
             busy_limit: 1 << 16,
             hard_limit: 1 << 18,
             budget: Arc::new(Semaphore::new(1 << 20)),
@@ -515,20 +713,114 @@ mod tests {
         assert_eq!(*sink.closed.lock().unwrap(), Some(DownReason::Closed));
     }
 
+    fn call(bytes: usize) -> (Control, Term, Pid, Term) {
+        let caller = Pid::new("peer@127.0.0.1", 9, 0, 1);
+        let tag = Term::Ref(Ref::new("peer@127.0.0.1", 1, &[1, 2, 3]));
+        let msg = tuple(vec![
+            atom("$gen_call"),
+            tuple(vec![Term::Pid(caller.clone()), tag.clone()]),
+            binary(vec![1u8; bytes]),
+        ]);
+        let ctl = Control::RegSend {
+            from: caller.clone(),
+            to: "svc".into(),
+        };
+        (ctl, msg, caller, tag)
+    }
+
+    /// The wire bytes of a message as fragments of `size`, one vector per frame.
+    fn fragment_frames(ctl: &Control, msg: &Term, seq: u64, size: usize) -> Vec<Vec<u8>> {
+        let Outgoing::Fragments(mut f) = encode_message(ctl, Some(msg), flags::OURS, seq, size)
+        else {
+            panic!("not fragmented");
+        };
+        let mut out = Vec::new();
+        while let Some((head, chunk)) = f.next_frame() {
+            let mut frame = head.to_vec();
+            frame.extend_from_slice(&chunk);
+            out.push(frame);
+        }
+        out
+    }
+
+    fn fragmented(ctl: &Control, msg: &Term, seq: u64, size: usize) -> Vec<u8> {
+        fragment_frames(ctl, msg, seq, size).concat()
+    }
+
     #[tokio::test]
-    async fn an_oversized_frame_ends_only_this_connection() {
-        let (ours, mut theirs) = tokio::io::duplex(1024);
+    async fn oversized_messages_are_refused_alone_and_their_callers_named() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
         let sink = Arc::new(Collect::default());
         let tracker = TaskTracker::new();
         let pending = Pending::new(Box::new(ours), peer(), params(Duration::from_secs(60)));
         let conn = pending.handle().clone();
         pending.start(sink.clone(), &tracker);
-        theirs.write_all(&(2u32 << 20).to_be_bytes()).await.unwrap();
+        // Over the 1 MiB limit: once as one frame, once as fragments; then a small message.
+        let (ctl, big, caller, tag) = call(2 << 20);
+        let mut bytes = data_frame(&ctl, Some(&big), flags::OURS).to_vec();
+        bytes.extend_from_slice(&fragmented(&ctl, &big, 1, 64 * 1024));
+        let (_, ok, _, _) = call(300_000);
+        bytes.extend_from_slice(&fragmented(&ctl, &ok, 2, 64 * 1024));
+        bytes.extend_from_slice(&data_frame(&send_to(1), Some(&atom("after")), flags::OURS));
+        let writer = tokio::spawn(async move {
+            theirs.write_all(&bytes).await.unwrap();
+            theirs
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while sink.got.lock().unwrap().len() < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "messages not delivered: {:?} {:?}", sink.got.lock().unwrap().len(), sink.refused.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _theirs = writer.await.unwrap();
+        let got = sink.got.lock().unwrap().clone();
+        assert_eq!(got[0].payload, Some(ok));
+        assert_eq!(got[1].payload, Some(atom("after")));
+        let refused = sink.refused.lock().unwrap().clone();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        for r in &refused {
+            assert!(matches!(r.why, Refusal::TooLarge { max, .. } if max == 1 << 20));
+            assert_eq!(r.call, Some((caller.clone(), tag.clone())));
+        }
+        assert!(sink.closed.lock().unwrap().is_none(), "the connection stays up");
+        assert_eq!(
+            conn.outbox.queued(),
+            0,
+            "nothing was written to the peer by the connection itself"
+        );
+        conn.close(DownReason::Disconnect);
         conn.closed().await;
-        assert!(matches!(
-            *sink.closed.lock().unwrap(),
-            Some(DownReason::Error(_))
-        ));
+    }
+
+    #[tokio::test]
+    async fn reassembly_holds_the_receive_budget_only_while_a_message_is_open() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        let sink = Arc::new(Collect::default());
+        let tracker = TaskTracker::new();
+        let p = params(Duration::from_secs(60));
+        let budget = p.budget.clone();
+        let pending = Pending::new(Box::new(ours), peer(), p);
+        let conn = pending.handle().clone();
+        pending.start(sink.clone(), &tracker);
+        let (ctl, msg, _, _) = call(200_000);
+        let mut frames = fragment_frames(&ctl, &msg, 7, 64 * 1024);
+        assert_eq!(frames.len(), 4);
+        let last = frames.pop().unwrap();
+        // All but the last fragment: the budget is in use.
+        theirs.write_all(&frames.concat()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while budget.available_permits() > (1 << 20) - 3 * 64 * 1024 {
+            assert!(tokio::time::Instant::now() < deadline, "budget never taken");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        theirs.write_all(&last).await.unwrap();
+        while sink.got.lock().unwrap().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "not delivered");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(sink.got.lock().unwrap()[0].payload, Some(msg));
+        assert_eq!(budget.available_permits(), 1 << 20);
+        conn.close(DownReason::Disconnect);
+        conn.closed().await;
     }
 
     #[tokio::test]

@@ -278,34 +278,107 @@ async fn garbage_and_stalls_on_the_dist_port_leave_the_node_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_frame_closes_only_that_connection() {
+async fn an_oversized_message_is_refused_alone_its_caller_answered_and_the_connection_stays() {
     let epmd = Daemon::start().await;
     let mut cfg = node_config("small@127.0.0.1", &epmd, "c");
-    cfg.max_frame = 1024;
+    cfg.max_message = 100_000;
     let small = Node::start(cfg).await.unwrap();
     let big = start_node("big@127.0.0.1", &epmd, "c").await;
-    let other = start_node("other@127.0.0.1", &epmd, "c").await;
-    other.connect(small.name()).await.unwrap();
     big.connect(small.name()).await.unwrap();
+    let mut inbox = small.register("inbox").unwrap();
     let mut events = small.monitor_nodes();
+    let to = Dest::name("inbox", small.name());
 
-    let huge = Term::Binary(vec![7u8; 4096].into());
-    big.send(&Dest::name("net_kernel", small.name()), huge)
+    // Over the limit: one plain message (cut into fragments on the wire), then a call.
+    big.send(&to, Term::Binary(vec![7u8; 300_000].into()))
         .unwrap();
-    let reason = next_event(
-        "big's connection to close",
-        &mut events,
-        DEADLINE,
-        |ev| match ev {
-            NodeEvent::Down { node, reason, .. } if node.as_str() == "big@127.0.0.1" => {
-                Some(reason)
-            }
-            _ => None,
-        },
+    let caller = big.spawn_mailbox();
+    let pending = tokio::spawn(async move {
+        let mut caller = caller;
+        caller
+            .call(&to, Term::Binary(vec![8u8; 200_000].into()), DEADLINE)
+            .await
+    });
+    // Under it, after both: delivered, and first.
+    big.send(
+        &Dest::name("inbox", small.name()),
+        Term::Binary(vec![9u8; 90_000].into()),
     )
-    .await;
-    assert!(reason.contains("exceeds the maximum"), "{reason}");
-    assert_eq!(small.nodes(), vec![other.name().clone()]);
+    .unwrap();
+    let got = tokio::time::timeout(DEADLINE, inbox.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.as_binary().map(|b| (b.len(), b[0])), Some((90_000, 9)));
+    let reply = pending.await.unwrap().expect("the call is answered");
+    assert_eq!(
+        reply,
+        tuple(vec![
+            atom("error"),
+            tuple(vec![
+                atom("message_too_large"),
+                Term::from(131_072u64),
+                Term::from(100_000u64)
+            ])
+        ]),
+        "refused when its second 64 KiB fragment passes the limit"
+    );
+    assert_eq!(small.nodes(), vec![big.name().clone()]);
+    assert!(
+        events.try_recv().is_none(),
+        "no node event: the connection stayed up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_carrying_an_undecodable_term_is_answered_with_an_error() {
+    use cluster::dist::proto::{frame::data_frame, Control};
+    use cluster::dist::Ref;
+    let epmd = Daemon::start().await;
+    let node = start_node("victim@127.0.0.1", &epmd, "c").await;
+    let mut inbox = node.register("svc").unwrap();
+    let mut raw =
+        crate::util::RawPeer::connect("raw@127.0.0.1", "victim@127.0.0.1", epmd.port, "c").await;
+    let me = raw.pid(3);
+    let tag = Term::Ref(Ref::new("raw@127.0.0.1", 7, &[1, 2, 3]));
+    let call = tuple(vec![
+        atom("$gen_call"),
+        tuple(vec![Term::Pid(me.clone()), tag.clone()]),
+        int(1),
+    ]);
+    let ctl = Control::RegSend {
+        from: me.clone(),
+        to: "svc".into(),
+    };
+    // The request `1` (97, 1) becomes the unknown tag 255.
+    let mut frame = data_frame(&ctl, Some(&call), raw.flags).to_vec();
+    let n = frame.len();
+    frame[n - 2..].copy_from_slice(&[255, 255]);
+    raw.write(&frame).await;
+    // Skip what else the node says to a new peer (global's hello).
+    let reply = loop {
+        let m = raw.recv(DEADLINE).await.expect("an answer");
+        if matches!(&m.control, Control::Send { to, .. } if *to == me) {
+            break m;
+        }
+    };
+    let body = reply.payload.expect("a message");
+    let Some([t, answer]) = body.as_tuple() else {
+        panic!("{body:?}")
+    };
+    assert_eq!(t, &tag);
+    let text = format!("{answer}");
+    assert!(
+        text.starts_with("{error,{bad_message,<<\"unsupported term tag 255"),
+        "{text}"
+    );
+    // The connection is still up, and the next message gets through.
+    let ok = data_frame(&ctl, Some(&atom("fine")), raw.flags);
+    raw.write(&ok).await;
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, inbox.recv()).await.unwrap(),
+        Some(atom("fine"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

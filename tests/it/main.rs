@@ -9,6 +9,7 @@ mod interop_beacon;
 mod interop_dist;
 mod interop_epmd;
 mod interop_global;
+mod interop_large;
 mod interop_process;
 mod robustness;
 mod util;

@@ -539,4 +539,41 @@ impl RawPeer {
         let frame = cluster::dist::proto::frame::data_frame(control, msg, self.flags);
         self.stream.write_all(&frame).await.expect("write");
     }
+
+    /// Reads until a whole message arrives (ticks skipped), or `limit` passes.
+    pub async fn recv(&mut self, limit: Duration) -> Option<cluster::dist::proto::Message> {
+        use cluster::dist::proto::frame::{decode_frame, frame_len, Framing, Inbound};
+        use tokio::io::AsyncReadExt;
+        let framing = Framing::for_peer(self.flags);
+        let read = async {
+            let mut buf = Vec::new();
+            loop {
+                while let Some(len) = frame_len(&buf) {
+                    if buf.len() < 4 + len {
+                        break;
+                    }
+                    let frame = bytes::Bytes::copy_from_slice(&buf[4..4 + len]);
+                    buf.drain(..4 + len);
+                    if len == 0 {
+                        continue;
+                    }
+                    if let Ok(Inbound::Whole(m)) = decode_frame(&frame, framing) {
+                        return Some(m);
+                    }
+                }
+                let mut chunk = [0u8; 4096];
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(limit, read).await.ok().flatten()
+    }
+
+    /// Writes raw bytes.
+    pub async fn write(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("write");
+    }
 }

@@ -33,11 +33,11 @@ impl Inner {
     fn conn_params(&self) -> ConnParams {
         ConnParams {
             ticktime: self.cfg.ticktime,
-            max_frame: self.cfg.max_frame,
+            max_message: self.cfg.max_message,
             busy_limit: self.cfg.busy_limit,
             hard_limit: self.cfg.hard_limit,
             budget: self.budget.clone(),
-            budget_bytes: self.cfg.receive_budget.max(1),
+            budget_bytes: self.cfg.budget_bytes(),
         }
     }
 

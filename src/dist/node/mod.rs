@@ -36,7 +36,7 @@ use tracing::{info, warn};
 
 use super::connection::ConnHandle;
 use super::outbox::PushError;
-use super::proto::frame::DEFAULT_MAX_FRAME;
+use super::proto::frame::DEFAULT_MAX_MESSAGE;
 use super::proto::term::{atom, tuple, Atom, Pid, Ref, Term};
 use super::proto::{Control, ProcRef};
 use super::setup::DEFAULT_SETUP_TIME;
@@ -93,15 +93,18 @@ pub struct NodeConfig {
     pub setup_time: Duration,
     /// Deadline for an incoming connection's first message (unauthenticated peers).
     pub hello_timeout: Duration,
-    /// Largest frame accepted from a peer.
-    pub max_frame: usize,
+    /// Largest message accepted from a peer; a larger one is refused on its own (its
+    /// `gen_call` caller gets `{error, {message_too_large, Size, Max}}`) and the connection
+    /// stays up.
+    pub max_message: usize,
     /// Connect on first send, like `dist_auto_connect`.
     pub auto_connect: bool,
     /// Bytes queued to one peer above which waiting senders wait (erl's `+zdbbl`).
     pub busy_limit: usize,
     /// Bytes queued to one peer above which other senders are refused.
     pub hard_limit: usize,
-    /// Node-wide bytes of large frames being received at once.
+    /// Node-wide bytes of large frames and fragmented messages being received at once (at
+    /// least `max_message`, so that one message always fits).
     pub receive_budget: usize,
     /// Incoming handshakes in progress at once.
     pub max_handshakes: usize,
@@ -130,7 +133,7 @@ impl NodeConfig {
             ticktime: DEFAULT_TICKTIME,
             setup_time: DEFAULT_SETUP_TIME,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
-            max_frame: DEFAULT_MAX_FRAME,
+            max_message: DEFAULT_MAX_MESSAGE,
             auto_connect: true,
             busy_limit: DEFAULT_BUSY_LIMIT,
             hard_limit: DEFAULT_HARD_LIMIT,
@@ -140,6 +143,13 @@ impl NodeConfig {
             max_dials: DEFAULT_MAX_DIALS,
             global: true,
         }
+    }
+
+    /// The receive budget in force: never less than one message of the largest size.
+    pub(crate) fn budget_bytes(&self) -> usize {
+        self.receive_budget
+            .max(self.max_message)
+            .clamp(1, Semaphore::MAX_PERMITS)
     }
 
     /// A hidden node that only dials out, for CLI tools.
@@ -625,7 +635,7 @@ impl Node {
             failures: Mutex::new(std::collections::HashMap::new()),
             failure_seq: AtomicU64::new(0),
             next_ref: AtomicU64::new(1),
-            budget: Arc::new(Semaphore::new(cfg.receive_budget.max(1))),
+            budget: Arc::new(Semaphore::new(cfg.budget_bytes())),
             dials: Arc::new(Semaphore::new(cfg.max_dials.max(1))),
             warn: WarnLimiter::new(DEFAULT_WINDOW),
             shutdown: CancellationToken::new(),

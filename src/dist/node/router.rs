@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tracing::{debug, info, warn};
 
 use super::super::connection::{ConnHandle, Dispatch, DownReason};
-use super::super::proto::term::{atom, tuple, Atom, Pid, Term, Truncated};
+use super::super::proto::flags;
+use super::super::proto::reassembly::{Refusal, Refused};
+use super::super::proto::term::{atom, binary, tuple, Atom, Pid, Term, Truncated};
 use super::super::proto::{Control, Message};
 use super::super::NodeName;
 use super::events::NodeEvent;
@@ -242,6 +244,38 @@ impl Dispatch for Inner {
             Control::Other { op } => {
                 debug!(peer = %conn.peer.name, op, "ignoring an unsupported control message");
             }
+        }
+    }
+
+    fn refused(&self, conn: &Arc<ConnHandle>, refused: Refused) {
+        // Only a caller on the sending node can be answered on this connection.
+        let Some((pid, tag)) = refused.call else {
+            return;
+        };
+        if pid.node.as_str() != conn.peer.name.as_str() {
+            return;
+        }
+        let why = match &refused.why {
+            Refusal::TooLarge { size, max } => tuple(vec![
+                atom("message_too_large"),
+                Term::from(*size as u64),
+                Term::from(*max as u64),
+            ]),
+            other => tuple(vec![atom("bad_message"), binary(other.to_string())]),
+        };
+        let reply = tuple(vec![tag.clone(), tuple(vec![atom("error"), why])]);
+        let control = match &tag {
+            Term::Improper(l) if conn.peer.flags & flags::ALIAS != 0 => match &l[..] {
+                [head, Term::Ref(alias)] if head.is_atom("alias") => Control::AliasSend {
+                    from: self.pid(super::SYSTEM_ID),
+                    alias: alias.clone(),
+                },
+                _ => Control::Send { from: None, to: pid },
+            },
+            _ => Control::Send { from: None, to: pid },
+        };
+        if let Err(e) = conn.send(&control, Some(&reply)) {
+            debug!(peer = %conn.peer.name, "error reply to a refused call not sent: {e}");
         }
     }
 

@@ -306,6 +306,30 @@ fn as_u64(t: &Term) -> Option<u64> {
 }
 
 impl Control {
+    /// The process that sent this, when the operation names one.
+    pub fn sender(&self) -> Option<&Pid> {
+        match self {
+            Control::Send { from, .. } => from.as_ref(),
+            Control::RegSend { from, .. }
+            | Control::AliasSend { from, .. }
+            | Control::Link { from, .. }
+            | Control::Exit { from, .. }
+            | Control::Exit2 { from, .. }
+            | Control::Unlink { from, .. }
+            | Control::UnlinkId { from, .. }
+            | Control::UnlinkIdAck { from, .. }
+            | Control::Monitor { from, .. }
+            | Control::Demonitor { from, .. }
+            | Control::GroupLeader { from, .. }
+            | Control::SpawnRequest { from, .. } => Some(from),
+            Control::MonitorExit { from, .. } => match from {
+                ProcRef::Pid(p) => Some(p),
+                ProcRef::Name(_) => None,
+            },
+            Control::SpawnReply { .. } | Control::Other { .. } => None,
+        }
+    }
+
     /// Whether a message payload follows the control term (reasons carried as payload are
     /// part of the control message, not this).
     pub fn has_message(&self) -> bool {

@@ -1,9 +1,9 @@
 //! Distribution capability flags (`DFLAG_*` in OTP's `dist.hrl`), exchanged in the handshake.
 //!
 //! We advertise the set that was verified against OTP 25 on this machine (see `DESIGN.md`):
-//! the OTP 25 mandatory flags plus monitors, aliases, spawn and the sender-carrying SEND. We
-//! deliberately leave out the atom cache and fragmentation: with FRAGMENTS agreed, OTP drops a
-//! connection that then receives plain pass-through frames, which are all we send.
+//! the OTP 25 mandatory flags plus monitors, aliases, spawn, the sender-carrying SEND and
+//! fragments. We leave out the atom cache: with FRAGMENTS agreed, every frame carries a
+//! distribution header, and ours has no atom-cache references (see [`super::frame`]).
 
 /// Node is visible (appears in `nodes()`); absent for hidden nodes such as CLI tools.
 pub const PUBLISHED: u64 = 0x1;
@@ -45,7 +45,7 @@ pub const SEND_SENDER: u64 = 0x80000;
 pub const BIG_SEQTRACE_LABELS: u64 = 0x100000;
 /// Exit reasons carried as payload.
 pub const EXIT_PAYLOAD: u64 = 0x400000;
-/// Fragmented messages (not advertised: see the module docs).
+/// Fragmented messages, and the distribution header on every frame.
 pub const FRAGMENTS: u64 = 0x800000;
 /// The OTP 23 handshake (creation in send_name, challenge with creation).
 pub const HANDSHAKE_23: u64 = 0x1000000;
@@ -75,7 +75,7 @@ pub const MANDATORY: u64 = EXTENDED_REFERENCES
     | BIG_CREATION
     | HANDSHAKE_23;
 
-/// Everything we advertise, except PUBLISHED (added for visible nodes): `0xd034f5fbc`.
+/// Everything we advertise, except PUBLISHED (added for visible nodes): `0xd03cf5fbc`.
 pub const OURS: u64 = MANDATORY
     | DIST_MONITOR
     | DIST_MONITOR_NAME
@@ -83,6 +83,7 @@ pub const OURS: u64 = MANDATORY
     | SMALL_ATOM_TAGS
     | SEND_SENDER
     | EXIT_PAYLOAD
+    | FRAGMENTS
     | UNLINK_ID
     | SPAWN
     | V4_NC
@@ -103,8 +104,9 @@ mod tests {
 
     #[test]
     fn advertised_flags_are_the_verified_set() {
-        assert_eq!(OURS, 0xd_034f_5fbc);
-        assert_eq!(advertised(true), 0xd_034f_5fbd);
-        assert_eq!(OURS & (ATOM_CACHE | DIST_HDR_ATOM_CACHE | FRAGMENTS), 0);
+        assert_eq!(OURS, 0xd_03cf_5fbc);
+        assert_eq!(advertised(true), 0xd_03cf_5fbd);
+        assert_eq!(OURS & (ATOM_CACHE | DIST_HDR_ATOM_CACHE), 0);
+        assert_ne!(OURS & FRAGMENTS, 0);
     }
 }

@@ -5,9 +5,9 @@
 //! the buffer (every element takes at least one byte), so a ten-byte message cannot ask for
 //! gigabytes. Binaries are slices of the input [`Bytes`]: nothing is copied.
 //!
-//! Refused on purpose, as a pass-through distribution connection never carries them:
-//! compressed terms (80), distribution headers (68), atom-cache references (82), the pre-R7
-//! `FUN_EXT` (117) and `LOCAL_EXT` (121).
+//! Refused on purpose, as a connection without the atom cache never carries them: compressed
+//! terms (80), distribution headers (68), atom-cache references (82), the pre-R7 `FUN_EXT`
+//! (117) and `LOCAL_EXT` (121).
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -423,6 +423,16 @@ pub fn decode(buf: &Bytes, start: usize) -> Result<(Term, usize), DecodeError> {
     if version != VERSION {
         return Err(DecodeError::BadVersion(version));
     }
+    decode_from(r)
+}
+
+/// Decodes one term starting at `start` with no version byte: the form terms take after a
+/// distribution header. Returns the term and the offset just after it.
+pub fn decode_body(buf: &Bytes, start: usize) -> Result<(Term, usize), DecodeError> {
+    decode_from(Reader { buf, pos: start })
+}
+
+fn decode_from(mut r: Reader<'_>) -> Result<(Term, usize), DecodeError> {
     let mut stack: Vec<Open> = Vec::new();
     loop {
         let mut done = match header(&mut r)? {

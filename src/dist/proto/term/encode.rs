@@ -63,6 +63,11 @@ fn int_magnitude(i: i64) -> Vec<u8> {
 /// Appends `term`, version byte included, to `out`.
 pub fn encode<B: BufMut>(term: &Term, out: &mut B) {
     out.put_u8(VERSION);
+    encode_body(term, out);
+}
+
+/// Appends `term` without the version byte: the form terms take after a distribution header.
+pub fn encode_body<B: BufMut>(term: &Term, out: &mut B) {
     let mut stack = vec![Todo::Term(term)];
     while let Some(todo) = stack.pop() {
         let t = match todo {
@@ -180,7 +185,7 @@ pub fn encode_to_vec(term: &Term) -> Vec<u8> {
     v
 }
 
-/// How many bytes [`encode`] writes for `term`, without writing them.
+/// How many bytes [`encode`] writes for `term` (version byte included), without writing them.
 pub fn encoded_len(term: &Term) -> usize {
     let mut n = 1;
     let mut stack = vec![term];

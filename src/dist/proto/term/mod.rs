@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use decode::{decode, decode_exact, DecodeError};
-pub use encode::{encode, encode_to_vec, encoded_len};
+pub use decode::{decode, decode_body, decode_exact, DecodeError};
+pub use encode::{encode, encode_body, encode_to_vec, encoded_len};
 pub use fmt::Truncated;
 
 /// An atom: at most 255 characters of text, shared cheaply.
@@ -174,10 +174,64 @@ pub struct Export {
     pub arity: u8,
 }
 
-/// The elements of a tuple, list or map. Dropping it takes nested containers apart with a
-/// loop, so a deeply nested term never overflows the stack when it goes away.
-#[derive(Clone, Default)]
+/// The elements of a tuple, list or map. Cloning and dropping it walk nested containers with
+/// a loop, so a deeply nested term never overflows the stack when it is copied or goes away.
+#[derive(Default)]
 pub struct Terms(Vec<Term>);
+
+/// A container being copied by [`Terms::clone`].
+struct CloneFrame<'a> {
+    src: &'a [Term],
+    at: usize,
+    out: Vec<Term>,
+    wrap: fn(Terms) -> Term,
+}
+
+impl<'a> CloneFrame<'a> {
+    fn new(src: &'a [Term], wrap: fn(Terms) -> Term) -> CloneFrame<'a> {
+        CloneFrame {
+            src,
+            at: 0,
+            out: Vec::with_capacity(src.len()),
+            wrap,
+        }
+    }
+}
+
+impl Clone for Terms {
+    fn clone(&self) -> Terms {
+        let mut stack = vec![CloneFrame::new(&self.0, Term::Tuple)];
+        loop {
+            let Some(top) = stack.last_mut() else {
+                unreachable!("the root frame returns before the stack empties")
+            };
+            let Some(t) = top.src.get(top.at) else {
+                let Some(done) = stack.pop() else {
+                    unreachable!("the stack had a top frame")
+                };
+                let terms = Terms(done.out);
+                match stack.last_mut() {
+                    None => return terms,
+                    Some(parent) => parent.out.push((done.wrap)(terms)),
+                }
+                continue;
+            };
+            top.at += 1;
+            let frame = match t {
+                Term::Tuple(c) => CloneFrame::new(&c.0, Term::Tuple),
+                Term::List(c) => CloneFrame::new(&c.0, Term::List),
+                Term::Improper(c) => CloneFrame::new(&c.0, Term::Improper),
+                Term::Map(c) => CloneFrame::new(&c.0, Term::Map),
+                // Not a container: its clone is shallow.
+                leaf => {
+                    top.out.push(leaf.clone());
+                    continue;
+                }
+            };
+            stack.push(frame);
+        }
+    }
+}
 
 impl Terms {
     /// The elements, moved out.
@@ -501,6 +555,23 @@ mod tests {
             t = list(vec![int(1), t]);
         }
         drop(t);
+    }
+
+    #[test]
+    fn deep_terms_clone_without_recursion() {
+        let mut t = atom("leaf");
+        for i in 0..200_000 {
+            t = match i % 4 {
+                0 => tuple(vec![int(1), t]),
+                1 => list(vec![t]),
+                2 => improper(vec![t], atom("tail")),
+                _ => map_of(vec![(int(2), t)]),
+            };
+        }
+        let copy = t.clone();
+        assert!(copy == t, "the copy is equal");
+        let small = tuple(vec![atom("a"), list(vec![int(1), int(2)]), map(vec![("k", atom("v"))])]);
+        assert_eq!(small.clone(), small);
     }
 
     #[test]
