@@ -54,8 +54,9 @@ struct Args {
     /// The port mapper's port.
     #[arg(long, default_value_t = 4369)]
     epmd_port: u16,
-    /// Runtime worker threads (1 = current-thread) [default: env DIST_LOAD_THREADS, else 2].
-    #[arg(long, env = "DIST_LOAD_THREADS", default_value_t = 2)]
+    /// Runtime worker threads; 0 is a current-thread runtime, as `cluster start` uses by
+    /// default [default: env DIST_LOAD_THREADS, else 0].
+    #[arg(long, env = "DIST_LOAD_THREADS", default_value_t = 0)]
     threads: usize,
 }
 
@@ -68,7 +69,7 @@ fn main() {
         Mode::RawPingpong => return raw_pingpong(&args),
         _ => {}
     }
-    let rt = if args.threads <= 1 {
+    let rt = if args.threads == 0 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -73,10 +73,7 @@ pub fn run(global: &GlobalOpts, args: EpmdArgs) -> anyhow::Result<ExitCode> {
         packet_timeout: Duration::from_secs(args.packet_timeout),
         max_connections: args.max_connections.max(1),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(serve(config))
+    super::runtime()?.block_on(serve(config))
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {

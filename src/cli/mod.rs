@@ -151,8 +151,8 @@ fn init_logging(verbose: u8, daemon: bool) {
         .try_init();
 }
 
-/// A current-thread runtime: the tools are I/O-bound and short-lived, so one thread is
-/// enough and starts fastest.
+/// A current-thread runtime: the tools and the port mapper are I/O-bound, so one thread is
+/// enough, starts fastest and never pays for a wake-up that crosses threads.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -768,7 +768,12 @@ mod tests {
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while sink.got.lock().unwrap().len() < 2 {
-            assert!(tokio::time::Instant::now() < deadline, "messages not delivered: {:?} {:?}", sink.got.lock().unwrap().len(), sink.refused.lock().unwrap());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "messages not delivered: {:?} {:?}",
+                sink.got.lock().unwrap().len(),
+                sink.refused.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _theirs = writer.await.unwrap();
@@ -781,7 +786,10 @@ mod tests {
             assert!(matches!(r.why, Refusal::TooLarge { max, .. } if max == 1 << 20));
             assert_eq!(r.call, Some((caller.clone(), tag.clone())));
         }
-        assert!(sink.closed.lock().unwrap().is_none(), "the connection stays up");
+        assert!(
+            sink.closed.lock().unwrap().is_none(),
+            "the connection stays up"
+        );
         assert_eq!(
             conn.outbox.queued(),
             0,

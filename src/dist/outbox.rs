@@ -372,7 +372,13 @@ mod tests {
             from: Some(Pid::new("a@h", from, 0, 1)),
             to: Pid::new("b@h", 1, 0, 1),
         };
-        encode_message(&ctl, Some(&binary(vec![from as u8; n])), flags::OURS, u64::from(from), 100)
+        encode_message(
+            &ctl,
+            Some(&binary(vec![from as u8; n])),
+            flags::OURS,
+            u64::from(from),
+            100,
+        )
     }
 
     fn small(tag: u8) -> Outgoing {
@@ -418,9 +424,15 @@ mod tests {
                 .expect("fragments written")
         };
         let tick = wire.iter().position(|p| p[..] == [0, 0, 0, 0]).unwrap();
-        assert!(pos(0xb1) < last_fragment(1), "b overtakes a's large message");
+        assert!(
+            pos(0xb1) < last_fragment(1),
+            "b overtakes a's large message"
+        );
         assert!(tick < last_fragment(1), "ticks go between fragments");
-        assert!(pos(0xa1) > last_fragment(1), "a's frame waits for its large message");
+        assert!(
+            pos(0xa1) > last_fragment(1),
+            "a's frame waits for its large message"
+        );
         assert!(last_fragment(3) > pos(0xa1));
         assert!(pos(0xa2) > last_fragment(3));
         // Every fragment of both messages went out: 11 and 4 of them (1005 and 305 bytes).

@@ -324,10 +324,13 @@ async fn an_oversized_message_is_refused_alone_its_caller_answered_and_the_conne
         "refused when its second 64 KiB fragment passes the limit"
     );
     assert_eq!(small.nodes(), vec![big.name().clone()]);
-    assert!(
-        events.try_recv().is_none(),
-        "no node event: the connection stayed up"
-    );
+    // (Small's own nodeup for big may land after the subscription; a nodedown may not.)
+    while let Some(ev) = events.try_recv() {
+        assert!(
+            !matches!(ev, NodeEvent::Down { .. }),
+            "the connection stayed up: {ev:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -489,6 +489,8 @@ pub struct RawPeer {
     pub stream: tokio::net::TcpStream,
     pub name: cluster::dist::NodeName,
     pub flags: u64,
+    /// Bytes read but not yet taken as frames.
+    pending: Vec<u8>,
 }
 
 impl RawPeer {
@@ -521,6 +523,7 @@ impl RawPeer {
             stream,
             name,
             flags: peer.flags,
+            pending: Vec::new(),
         }
     }
 
@@ -546,9 +549,9 @@ impl RawPeer {
         use tokio::io::AsyncReadExt;
         let framing = Framing::for_peer(self.flags);
         let read = async {
-            let mut buf = Vec::new();
+            let buf = &mut self.pending;
             loop {
-                while let Some(len) = frame_len(&buf) {
+                while let Some(len) = frame_len(buf) {
                     if buf.len() < 4 + len {
                         break;
                     }

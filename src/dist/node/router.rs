@@ -270,9 +270,15 @@ impl Dispatch for Inner {
                     from: self.pid(super::SYSTEM_ID),
                     alias: alias.clone(),
                 },
-                _ => Control::Send { from: None, to: pid },
+                _ => Control::Send {
+                    from: None,
+                    to: pid,
+                },
             },
-            _ => Control::Send { from: None, to: pid },
+            _ => Control::Send {
+                from: None,
+                to: pid,
+            },
         };
         if let Err(e) = conn.send(&control, Some(&reply)) {
             debug!(peer = %conn.peer.name, "error reply to a refused call not sent: {e}");

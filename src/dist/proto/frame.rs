@@ -523,10 +523,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip_in_both_layouts() {
-        for (peer, framing) in [
-            (PASS, Framing::PassThrough),
-            (flags::OURS, Framing::Header),
-        ] {
+        for (peer, framing) in [(PASS, Framing::PassThrough), (flags::OURS, Framing::Header)] {
             assert_eq!(Framing::for_peer(peer), framing);
             for (ctl, payload) in cases() {
                 let f = body(data_frame(&ctl, payload.as_ref(), peer));
@@ -549,7 +546,9 @@ mod tests {
         let mut whole = Vec::new();
         term::encode_body(&payload, &mut whole);
         let (a, b) = whole.split_at(100);
-        let mut start = vec![131, 69, 0, 0, 2, 168, 0, 0, 5, 83, 0, 0, 0, 0, 0, 0, 0, 2, 0];
+        let mut start = vec![
+            131, 69, 0, 0, 2, 168, 0, 0, 5, 83, 0, 0, 0, 0, 0, 0, 0, 2, 0,
+        ];
         term::encode_body(&ctl, &mut start);
         start.extend_from_slice(a);
         let mut cont = vec![131, 70, 0, 0, 2, 168, 0, 0, 5, 83, 0, 0, 0, 0, 0, 0, 0, 1];
@@ -584,7 +583,8 @@ mod tests {
             to: "sink".into(),
         };
         let msg = binary(vec![7u8; 300_000]);
-        let Outgoing::Fragments(mut frags) = encode_message(&ctl, Some(&msg), flags::OURS, 9, FRAGMENT_SIZE)
+        let Outgoing::Fragments(mut frags) =
+            encode_message(&ctl, Some(&msg), flags::OURS, 9, FRAGMENT_SIZE)
         else {
             panic!("not fragmented");
         };
@@ -681,10 +681,16 @@ mod tests {
         };
         for (peer, framing) in [(PASS, PassThrough), (flags::OURS, Header)] {
             let f = body(data_frame(&send, None, peer));
-            assert!(matches!(decode_frame(&f, framing), Err(FrameError::Term(_))));
+            assert!(matches!(
+                decode_frame(&f, framing),
+                Err(FrameError::Term(_))
+            ));
             let mut f = BytesMut::from(&body(data_frame(&send, Some(&int(1)), peer))[..]);
             f.put_u8(0);
-            assert_eq!(decode_frame(&f.freeze(), framing), Err(FrameError::Trailing(1)));
+            assert_eq!(
+                decode_frame(&f.freeze(), framing),
+                Err(FrameError::Trailing(1))
+            );
         }
         assert_eq!(frame_len(&[0, 0, 1]), None);
         assert_eq!(frame_len(&TICK), Some(0));

@@ -317,7 +317,8 @@ mod tests {
             from: caller(),
             to: "svc".into(),
         };
-        let Outgoing::Fragments(mut f) = encode_message(&ctl, Some(&msg), flags::OURS, seq, fragment)
+        let Outgoing::Fragments(mut f) =
+            encode_message(&ctl, Some(&msg), flags::OURS, seq, fragment)
         else {
             panic!("not fragmented")
         };

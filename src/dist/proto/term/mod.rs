@@ -570,7 +570,11 @@ mod tests {
         }
         let copy = t.clone();
         assert!(copy == t, "the copy is equal");
-        let small = tuple(vec![atom("a"), list(vec![int(1), int(2)]), map(vec![("k", atom("v"))])]);
+        let small = tuple(vec![
+            atom("a"),
+            list(vec![int(1), int(2)]),
+            map(vec![("k", atom("v"))]),
+        ]);
         assert_eq!(small.clone(), small);
     }
 
