@@ -29,7 +29,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLUSTER = os.path.join(ROOT, "target", "release", "cluster")
+# Honour CARGO_TARGET_DIR, as cargo does.
+CLUSTER = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cluster")
 COOKIE = "bench"
 
 ERL_RECEIVER = r"""

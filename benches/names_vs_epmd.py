@@ -20,7 +20,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLUSTER = os.path.join(ROOT, "target", "release", "cluster")
+# Honour CARGO_TARGET_DIR, as cargo does.
+CLUSTER = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cluster")
 
 
 def free_port():

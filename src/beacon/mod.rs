@@ -8,5 +8,5 @@ pub mod state;
 pub mod wire;
 
 pub use client::{BeaconClient, BeaconError, Subscription, SubscriptionEvent};
-pub use state::{BeaconState, Provider, Registration, Status};
+pub use state::{BeaconState, Link, Provider, Registration, Status};
 pub use wire::{Event, NodeInfo};

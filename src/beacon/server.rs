@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
 
-use super::state::{BeaconState, Change, Registration, Status};
+use super::state::{BeaconState, Change, Link, Registration, Status};
 use super::wire::{self, Request};
 use crate::dist::term::{atom, list, map, tuple, Term};
 use crate::dist::{Call, Ctx, Flow, From, Node, NodeEvent, NodeName, Process, Subscribers};
@@ -52,6 +52,9 @@ pub struct Beacon {
     /// One line per node per window: a node re-registering thousands of times a second must
     /// not flood the log.
     log: WarnLimiter,
+    /// The `get_nodes` reply, built once per change of the table (a flood of `get_nodes` must
+    /// not cost a table walk each).
+    nodes_reply: Option<Term>,
 }
 
 impl Default for Beacon {
@@ -62,12 +65,27 @@ impl Default for Beacon {
             registrations: 0,
             offers: 0,
             log: WarnLimiter::new(crate::net::warn::DEFAULT_WINDOW),
+            nodes_reply: None,
         }
     }
 }
 
+/// The live connection to `node`, as the registry tracks it.
+fn link(ctx: &Ctx<'_>, node: &NodeName) -> Option<Link> {
+    ctx.node()
+        .connection(node)
+        .map(|(id, creation)| Link { id, creation })
+}
+
 impl Beacon {
+    fn log_refused_subscription(&mut self, e: &crate::dist::process::SubscribeError) {
+        if self.log.check("subscription refused") == Verdict::Log {
+            warn!("subscription refused: {e}");
+        }
+    }
+
     fn push(&mut self, ctx: &Ctx<'_>, change: &Change) {
+        self.nodes_reply = None;
         match change {
             Change::Offline { node, reason } => {
                 if self.log.check(&format!("offline {node}")) == Verdict::Log {
@@ -86,7 +104,7 @@ impl Beacon {
     fn register(&mut self, ctx: &Ctx<'_>, r: Registration) {
         let me = ctx.node().name().to_string();
         let target = NodeName::parse(&r.node).ok();
-        let connection = target.as_ref().and_then(|n| ctx.node().connection_id(n));
+        let connection = target.as_ref().and_then(|n| link(ctx, n));
         let is_new = self.state.get(&r.node).map(|e| &e.registration) != Some(&r);
         if is_new && self.log.check(&format!("registered {}", r.node)) == Verdict::Log {
             info!(node = %r.node, resource = %r.resource, requirements = ?r.requirements, "registered");
@@ -133,14 +151,22 @@ impl Beacon {
     }
 
     fn reconcile(&mut self, ctx: &Ctx<'_>) {
-        let live: HashMap<String, u64> = ctx
+        let live: HashMap<String, Link> = ctx
             .node()
-            .connection_ids()
+            .connections()
             .into_iter()
-            .map(|(n, c)| (n.to_string(), c))
+            .map(|(n, id, creation)| (n.to_string(), Link { id, creation }))
             .collect();
         for c in self.state.reconcile(&live, now_ms()) {
             self.push(ctx, &c);
+        }
+        let expired = self.state.expire(now_ms());
+        if !expired.is_empty() {
+            self.nodes_reply = None;
+            info!(
+                count = expired.len(),
+                "forgot nodes offline past their time"
+            );
         }
         self.subscribers.catch_up(ctx, &wire::resync_term());
     }
@@ -178,6 +204,12 @@ impl Process for Beacon {
         Call::Reply(match request {
             Request::Register(r) => {
                 self.registrations += 1;
+                if self.state.is_full_for(&r.node) {
+                    if self.log.check("registry full") == Verdict::Log {
+                        warn!(node = %r.node, "registry full: refusing a registration for a new node");
+                    }
+                    return Call::Reply(tuple(vec![atom("error"), atom("too_many_nodes")]));
+                }
                 self.register(ctx, r);
                 atom("ok")
             }
@@ -185,16 +217,31 @@ impl Process for Beacon {
                 self.offers += 1;
                 wire::offer_reply(self.state.offer(&n))
             }
-            Request::GetNodes => list(self.state.nodes().map(wire::entry_term).collect()),
-            Request::Subscribe(pid) => {
-                self.subscribers.add(pid);
-                atom("ok")
+            Request::GetNodes => {
+                // A caller that is not reading its replies would only have this one refused:
+                // do not build it.
+                let caller = NodeName::parse(from.pid.node.as_str()).ok();
+                if caller.is_some_and(|n| n != *ctx.node().name() && ctx.node().is_busy(&n)) {
+                    return Call::NoReply;
+                }
+                let state = &self.state;
+                self.nodes_reply
+                    .get_or_insert_with(|| list(state.nodes().map(wire::entry_term).collect()))
+                    .clone()
             }
+            Request::Subscribe(pid) => match self.subscribers.add(ctx, pid) {
+                Ok(()) => atom("ok"),
+                Err(e) => {
+                    self.log_refused_subscription(&e);
+                    e.to_term()
+                }
+            },
             Request::Forget(n) => match self.state.get(&n).map(|e| e.status) {
                 None => tuple(vec![atom("error"), atom("not_found")]),
                 Some(Status::Online) => tuple(vec![atom("error"), atom("online")]),
                 Some(Status::Offline) => {
                     self.state.forget(&n);
+                    self.nodes_reply = None;
                     info!(node = %n, "forgotten");
                     atom("ok")
                 }
@@ -203,12 +250,18 @@ impl Process for Beacon {
     }
 
     fn handle_info(&mut self, ctx: &mut Ctx<'_>, msg: Term) -> Flow {
+        if self.subscribers.on_down(&msg) {
+            return Flow::Continue;
+        }
         if let Some(ev) = NodeEvent::from_term(&msg) {
             match ev {
                 NodeEvent::Up {
                     node, connection, ..
                 } => {
-                    if let Some(c) = self.state.node_up(node.as_str(), connection, now_ms()) {
+                    // The event's connection, with the incarnation its handshake named.
+                    let link = link(ctx, &node).filter(|l| l.id >= connection);
+                    let change = link.and_then(|l| self.state.node_up(node.as_str(), l, now_ms()));
+                    if let Some(c) = change {
                         self.push(ctx, &c);
                     }
                 }
@@ -252,7 +305,9 @@ impl Process for Beacon {
             }
             // Also accepted as a plain message, like cluster_events.
             Some([k, Term::Pid(pid)]) if k.is_atom("subscribe") => {
-                self.subscribers.add(pid.clone())
+                if let Err(e) = self.subscribers.add(ctx, pid.clone()) {
+                    self.log_refused_subscription(&e);
+                }
             }
             _ => debug!("beacon: ignoring {msg:?}"),
         }

@@ -7,6 +7,10 @@
 //!   entry's never takes a newer registration offline, whatever order the two arrive in.
 //! - A registration for a node that is not connected (another node registering on its
 //!   behalf, as seed clients may) is held as `offline (connecting)` until the node connects.
+//! - An entry also remembers the incarnation (the node's creation) it was online with. When a
+//!   node that went offline connects again as the same incarnation (a dropped connection, not
+//!   a restart) it is online again; a restarted node stays offline until it registers again,
+//!   as its old registration may not describe it.
 //! - [`BeaconState::reconcile`] compares the table with the live connections and corrects it,
 //!   so no lost or reordered event can leave it wrong for long.
 //! - Providers are indexed by resource, so an offer costs what it returns, not the size of the
@@ -20,8 +24,24 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// Identifies one connection; later connections have larger ids.
 pub type ConnId = u64;
 
+/// A live connection to a node: its id, and the node's creation (its incarnation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// The connection.
+    pub id: ConnId,
+    /// The node's creation, from the handshake.
+    pub creation: u32,
+}
+
 /// The reason shown while the beacon connects to a node registered on its behalf.
 pub const CONNECTING: &str = "connecting";
+/// Most nodes the registry holds; a registration for a new node beyond this is refused.
+pub const MAX_NODES: usize = 65_536;
+/// An entry whose node was never online is forgotten this long after it went offline (a
+/// registration on behalf of a node that does not exist, or never came up).
+pub const NEVER_ONLINE_TTL_MS: u64 = 60_000;
+/// An entry whose node was online once is forgotten this long after it went offline.
+pub const OFFLINE_TTL_MS: u64 = 3_600_000;
 
 /// What a node tells the beacon: `{Node, Module, Resource, [Requirement]}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +88,8 @@ pub struct Entry {
     pub reason: Option<String>,
     /// The connection it is online through (`None` for the beacon itself, and while offline).
     pub connection: Option<ConnId>,
+    /// The incarnation it was last online as (kept while offline).
+    pub creation: Option<u32>,
 }
 
 /// A provider offered for a requirement: seed 000's `%{module, name, node}`.
@@ -148,9 +170,10 @@ impl BeaconState {
     pub fn register(
         &mut self,
         registration: Registration,
-        connection: Option<ConnId>,
+        link: Option<Link>,
         now_ms: u64,
     ) -> Change {
+        let connection = link.map(|l| l.id);
         let node = registration.node.clone();
         self.index_remove(&node);
         let is_me = self.me.as_deref() == Some(node.as_str());
@@ -165,22 +188,28 @@ impl BeaconState {
             since_ms: now_ms,
             reason: (!online).then(|| CONNECTING.to_owned()),
             connection,
+            creation: link.map(|l| l.creation),
         };
         self.nodes.insert(node.clone(), entry.clone());
         self.index_add(&node);
         Change::Registered(entry)
     }
 
-    /// `node` connected over `connection`: a registration waiting for it comes online, and an
-    /// online entry follows a replacement connection.
-    pub fn node_up(&mut self, node: &str, connection: ConnId, now_ms: u64) -> Option<Change> {
+    /// `node` connected over `link`: a registration waiting for it comes online, so does an
+    /// offline entry when the same incarnation connects again, and an online entry follows a
+    /// replacement connection.
+    pub fn node_up(&mut self, node: &str, link: Link, now_ms: u64) -> Option<Change> {
+        let connection = link.id;
         let e = self.nodes.get_mut(node)?;
         match e.status {
-            Status::Offline if e.reason.as_deref() == Some(CONNECTING) => {
+            Status::Offline
+                if e.reason.as_deref() == Some(CONNECTING) || e.creation == Some(link.creation) =>
+            {
                 e.status = Status::Online;
                 e.since_ms = now_ms;
                 e.reason = None;
                 e.connection = Some(connection);
+                e.creation = Some(link.creation);
                 let e = e.clone();
                 self.index_add(node);
                 Some(Change::Registered(e))
@@ -236,11 +265,11 @@ impl BeaconState {
         })
     }
 
-    /// Corrects the table against the live connections (`node → connection id`): an online
-    /// node that is not connected goes offline (`noconnection`); one connected through a
-    /// newer connection follows it; a registration waiting for a node that is now connected
-    /// comes online.
-    pub fn reconcile(&mut self, live: &HashMap<String, ConnId>, now_ms: u64) -> Vec<Change> {
+    /// Corrects the table against the live connections: an online node that is not connected
+    /// goes offline (`noconnection`); one connected through a newer connection follows it; a
+    /// registration waiting for a node that is now connected comes online, and so does an
+    /// offline node connected again as the same incarnation.
+    pub fn reconcile(&mut self, live: &HashMap<String, Link>, now_ms: u64) -> Vec<Change> {
         let mut changes = Vec::new();
         let names: Vec<String> = self.nodes.keys().cloned().collect();
         for n in names {
@@ -255,19 +284,49 @@ impl BeaconState {
                     changes.extend(self.take_offline(&n, "noconnection", now_ms));
                 }
                 (Status::Online, Some(&c)) => {
-                    if e.connection.is_some_and(|old| old < c) {
+                    if e.connection.is_some_and(|old| old < c.id) {
                         if let Some(e) = self.nodes.get_mut(&n) {
-                            e.connection = Some(c);
+                            e.connection = Some(c.id);
                         }
                     }
                 }
-                (Status::Offline, Some(&c)) if e.reason.as_deref() == Some(CONNECTING) => {
+                (Status::Offline, Some(&c)) => {
                     changes.extend(self.node_up(&n, c, now_ms));
                 }
                 (Status::Offline, _) => {}
             }
         }
         changes
+    }
+
+    /// Forgets offline entries past their time ([`NEVER_ONLINE_TTL_MS`], [`OFFLINE_TTL_MS`]),
+    /// so that registrations for nodes that never come cannot grow the table for ever.
+    /// Returns the nodes forgotten.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<String> {
+        let due: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, e)| {
+                let ttl = if e.creation.is_some() {
+                    OFFLINE_TTL_MS
+                } else {
+                    NEVER_ONLINE_TTL_MS
+                };
+                e.status == Status::Offline
+                    && e.reason.as_deref() != Some(CONNECTING)
+                    && now_ms.saturating_sub(e.since_ms) >= ttl
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in &due {
+            self.nodes.remove(n);
+        }
+        due
+    }
+
+    /// Whether a registration for `node` would be refused because the table is full.
+    pub fn is_full_for(&self, node: &str) -> bool {
+        self.nodes.len() >= MAX_NODES && !self.nodes.contains_key(node)
     }
 
     /// Removes an offline node's entry; false if it is online or unknown.
@@ -328,6 +387,10 @@ impl BeaconState {
 mod tests {
     use super::*;
 
+    fn l(id: ConnId) -> Link {
+        Link { id, creation: 1 }
+    }
+
     fn reg(node: &str, resource: &str, reqs: &[&str]) -> Registration {
         Registration {
             node: node.into(),
@@ -347,10 +410,10 @@ mod tests {
     #[test]
     fn offers_only_online_providers_of_the_requirements() {
         let mut s = BeaconState::new();
-        s.register(reg("g@h", "gate", &["gate_manager"]), Some(1), 1);
-        s.register(reg("gm1@h", "gate_manager", &[]), Some(2), 1);
-        s.register(reg("gm2@h", "gate_manager", &[]), Some(3), 1);
-        s.register(reg("d@h", "data", &[]), Some(4), 1);
+        s.register(reg("g@h", "gate", &["gate_manager"]), Some(l(1)), 1);
+        s.register(reg("gm1@h", "gate_manager", &[]), Some(l(2)), 1);
+        s.register(reg("gm2@h", "gate_manager", &[]), Some(l(3)), 1);
+        s.register(reg("d@h", "data", &[]), Some(l(4)), 1);
         let offer = s.offer("g@h").unwrap();
         assert_eq!(
             offer.iter().map(|p| p.node.as_str()).collect::<Vec<_>>(),
@@ -364,10 +427,10 @@ mod tests {
     #[test]
     fn a_stale_nodedown_never_takes_a_newer_registration_offline() {
         let mut s = BeaconState::new();
-        s.register(reg("n@h", "gate", &[]), Some(5), 1);
+        s.register(reg("n@h", "gate", &[]), Some(l(5)), 1);
         // The node reconnected (connection 9) and registered again before the nodedown of
         // connection 5 was handled.
-        s.register(reg("n@h", "gate", &[]), Some(9), 2);
+        s.register(reg("n@h", "gate", &[]), Some(l(9)), 2);
         assert_eq!(s.node_down("n@h", 5, "connection_closed", 3), None);
         assert_eq!(s.get("n@h").unwrap().status, Status::Online);
         // The real end of connection 9 does.
@@ -387,13 +450,13 @@ mod tests {
         );
         assert!(s.offer("n@h").is_some());
         assert!(
-            matches!(s.node_up("n@h", 3, 2), Some(Change::Registered(e)) if e.status == Status::Online)
+            matches!(s.node_up("n@h", l(3), 2), Some(Change::Registered(e)) if e.status == Status::Online)
         );
         // Or the connection fails.
         s.register(reg("m@h", "gate", &[]), None, 1);
         assert!(s.connect_failed("m@h", "unreachable", 2).is_some());
         assert_eq!(
-            s.node_up("m@h", 4, 3),
+            s.node_up("m@h", l(4), 3),
             None,
             "only a pending registration comes up"
         );
@@ -403,10 +466,10 @@ mod tests {
     fn reconcile_makes_the_table_match_the_connections() {
         let mut s = BeaconState::new();
         s.register_self(reg("b@h", "beacon", &[]), 0);
-        s.register(reg("a@h", "gate", &[]), Some(1), 1);
-        s.register(reg("c@h", "gate", &[]), Some(2), 1);
+        s.register(reg("a@h", "gate", &[]), Some(l(1)), 1);
+        s.register(reg("c@h", "gate", &[]), Some(l(2)), 1);
         s.register(reg("p@h", "gate", &[]), None, 1);
-        let live: HashMap<String, ConnId> = [("c@h".to_owned(), 7), ("p@h".to_owned(), 8)]
+        let live: HashMap<String, Link> = [("c@h".to_owned(), l(7)), ("p@h".to_owned(), l(8))]
             .into_iter()
             .collect();
         let changes = s.reconcile(&live, 5);
@@ -421,22 +484,22 @@ mod tests {
     #[test]
     fn reregistering_with_another_resource_moves_the_index() {
         let mut s = BeaconState::new();
-        s.register(reg("w@h", "want", &["gate", "gate_manager"]), Some(1), 1);
-        s.register(reg("n@h", "gate", &[]), Some(2), 1);
+        s.register(reg("w@h", "want", &["gate", "gate_manager"]), Some(l(1)), 1);
+        s.register(reg("n@h", "gate", &[]), Some(l(2)), 1);
         assert_eq!(s.offer("w@h").unwrap()[0].name, "gate");
-        s.register(reg("n@h", "gate_manager", &[]), Some(2), 2);
+        s.register(reg("n@h", "gate_manager", &[]), Some(l(2)), 2);
         let offer = s.offer("w@h").unwrap();
         assert_eq!((offer.len(), offer[0].name.as_str()), (1, "gate_manager"));
         s.node_down("n@h", 2, "x", 3);
         assert!(s.offer("w@h").unwrap().is_empty());
-        s.register(reg("n@h", "gate_manager", &[]), Some(3), 4);
+        s.register(reg("n@h", "gate_manager", &[]), Some(l(3)), 4);
         assert_eq!(s.offer("w@h").unwrap().len(), 1, "online again");
     }
 
     #[test]
     fn forget_removes_offline_nodes_only() {
         let mut s = BeaconState::new();
-        s.register(reg("a@h", "gate", &[]), Some(1), 1);
+        s.register(reg("a@h", "gate", &[]), Some(l(1)), 1);
         assert!(!s.forget("a@h"));
         s.node_down("a@h", 1, "x", 2);
         assert!(s.forget("a@h"));
@@ -447,7 +510,7 @@ mod tests {
     fn nodedown_of_unknown_or_offline_nodes_changes_nothing() {
         let mut s = BeaconState::new();
         assert_eq!(s.node_down("ghost@h", 1, "x", 1), None);
-        s.register(reg("n@h", "gate", &[]), Some(1), 1);
+        s.register(reg("n@h", "gate", &[]), Some(l(1)), 1);
         assert!(s.node_down("n@h", 1, "noconnection", 2).is_some());
         assert_eq!(s.node_down("n@h", 1, "again", 3), None);
         assert_eq!(
@@ -460,10 +523,78 @@ mod tests {
     fn offers_stay_cheap_with_ten_thousand_registrations() {
         let mut s = BeaconState::new();
         for i in 0..10_000 {
-            s.register(reg(&format!("n{i}@h"), "gate", &[]), Some(i), 1);
+            s.register(reg(&format!("n{i}@h"), "gate", &[]), Some(l(i)), 1);
         }
-        s.register(reg("gm@h", "gate_manager", &[]), Some(20_000), 1);
-        s.register(reg("w@h", "want", &["gate_manager"]), Some(20_001), 1);
+        s.register(reg("gm@h", "gate_manager", &[]), Some(l(20_000)), 1);
+        s.register(reg("w@h", "want", &["gate_manager"]), Some(l(20_001)), 1);
         assert_eq!(s.offer("w@h").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_index_follows_registrations_and_connections() {
+        let mut s = BeaconState::new();
+        s.register(reg("w@h", "want", &["gate", "gate_manager"]), Some(l(1)), 1);
+        let offered = |s: &BeaconState| -> Vec<(String, String)> {
+            s.offer("w@h")
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.name, p.node))
+                .collect()
+        };
+        // Register.
+        s.register(reg("n@h", "gate", &[]), Some(l(2)), 1);
+        assert_eq!(offered(&s), [("gate".into(), "n@h".into())]);
+        // Re-register with another resource: the index moves.
+        s.register(reg("n@h", "gate_manager", &[]), Some(l(2)), 2);
+        assert_eq!(offered(&s), [("gate_manager".into(), "n@h".into())]);
+        // Offline: out of every offer.
+        s.node_down("n@h", 2, "noconnection", 3);
+        assert!(offered(&s).is_empty());
+        // Online again, as the same incarnation (its connection dropped and came back).
+        assert!(matches!(
+            s.node_up("n@h", Link { id: 3, creation: 1 }, 4),
+            Some(Change::Registered(e)) if e.status == Status::Online
+        ));
+        assert_eq!(offered(&s), [("gate_manager".into(), "n@h".into())]);
+        // A restart (new creation) stays offline until it registers again.
+        s.node_down("n@h", 3, "noconnection", 5);
+        assert_eq!(s.node_up("n@h", Link { id: 4, creation: 2 }, 6), None);
+        assert!(offered(&s).is_empty());
+        let live: HashMap<String, Link> = [
+            ("n@h".to_owned(), Link { id: 4, creation: 2 }),
+            ("w@h".to_owned(), l(1)),
+        ]
+        .into_iter()
+        .collect();
+        assert!(s.reconcile(&live, 7).is_empty(), "reconcile agrees");
+        s.register(
+            reg("n@h", "gate", &[]),
+            Some(Link { id: 4, creation: 2 }),
+            8,
+        );
+        assert_eq!(offered(&s), [("gate".into(), "n@h".into())]);
+    }
+
+    #[test]
+    fn offline_entries_expire_and_a_full_table_refuses_new_nodes() {
+        let mut s = BeaconState::new();
+        // Registered on behalf of a node that never came: forgotten a minute after it failed.
+        s.register(reg("ghost@h", "gate", &[]), None, 0);
+        assert!(
+            s.expire(NEVER_ONLINE_TTL_MS * 2).is_empty(),
+            "still connecting"
+        );
+        s.connect_failed("ghost@h", "unreachable", 1_000);
+        assert!(s.expire(1_000 + NEVER_ONLINE_TTL_MS - 1).is_empty());
+        assert_eq!(
+            s.expire(1_000 + NEVER_ONLINE_TTL_MS),
+            vec!["ghost@h".to_owned()]
+        );
+        // Online once, then offline: kept for an hour.
+        s.register(reg("n@h", "gate", &[]), Some(l(1)), 0);
+        s.node_down("n@h", 1, "noconnection", 10);
+        assert!(s.expire(10 + NEVER_ONLINE_TTL_MS).is_empty());
+        assert_eq!(s.expire(10 + OFFLINE_TTL_MS), vec!["n@h".to_owned()]);
+        assert!(!s.is_full_for("x@h"));
     }
 }

@@ -377,6 +377,7 @@ mod tests {
             since_ms: 5,
             reason: None,
             connection: Some(1),
+            creation: Some(1),
         };
         let Some(Event::Registered(info)) = parse_event(&change_term(&Change::Registered(e)))
         else {
@@ -405,6 +406,7 @@ mod tests {
             since_ms: 1_795_291_000_123,
             reason: Some("net_tick_timeout".into()),
             connection: None,
+            creation: None,
         };
         let info = parse_entry(&entry_term(&e)).unwrap();
         assert_eq!(info.node, "gate1@127.0.0.1");

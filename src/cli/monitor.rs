@@ -132,14 +132,37 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
             json: args.json,
             me: node.name().to_string(),
         };
+        // Reaching the node is not part of the watch: an unreachable node is an error however
+        // short --duration is.
+        let connected = node
+            .connect(&target)
+            .await
+            .with_context(|| format!("cannot reach {target}"));
+        if let Err(e) = connected {
+            node.shutdown().await;
+            return Err(e);
+        }
         let deadline = args
             .duration
             .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-        let work = follow(&node, &target, &printer, args.count, follow_beacon);
+        let attached = std::sync::atomic::AtomicBool::new(false);
+        let work = follow(
+            &node,
+            &target,
+            &printer,
+            args.count,
+            follow_beacon,
+            &attached,
+        );
         let result = match deadline {
             Some(at) => match tokio::time::timeout_at(at, work).await {
                 Ok(r) => r,
-                Err(_) => Ok(ExitCode::SUCCESS),
+                Err(_) if attached.load(std::sync::atomic::Ordering::Relaxed) => {
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(_) => Err(anyhow::anyhow!(
+                    "{target} did not answer within --duration (stopped or overloaded?)"
+                )),
             },
             None => tokio::select! {
                 r = work => r,
@@ -151,12 +174,14 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Follows `target`'s events; `attached` is set once the subscriptions are in place.
 async fn follow(
     node: &Node,
     target: &NodeName,
     printer: &Printer,
     count: Option<u64>,
     beacon_events: bool,
+    attached: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     node.connect(target)
         .await
@@ -172,7 +197,7 @@ async fn follow(
         Ok(s) => s,
         Err(SubscribeError::NoProc(_)) => {
             tracing::info!("{target} has no cluster_events (a plain Erlang node?); polling rex");
-            return poll_rex(node, target, printer, &mut done).await;
+            return poll_rex(node, target, printer, &mut done, attached).await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -190,6 +215,7 @@ async fn follow(
             ),
         }
     }
+    attached.store(true, std::sync::atomic::Ordering::Relaxed);
     for m in &members {
         printer.print("member", &m.node, Some(m.kind.clone()), None)?;
     }
@@ -252,6 +278,7 @@ async fn poll_rex(
     target: &NodeName,
     printer: &Printer,
     done: &mut impl FnMut(bool) -> bool,
+    attached: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     let mut known: Option<BTreeSet<String>> = None;
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
@@ -265,6 +292,7 @@ async fn poll_rex(
             }
             Err(e) => bail!("rex on {target}: {e}"),
         };
+        attached.store(true, std::sync::atomic::Ordering::Relaxed);
         match &known {
             None => {
                 for n in &now {

@@ -80,10 +80,15 @@ pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCo
     let target = args.node.to_string();
     super::runtime()?.block_on(async {
         let node = super::session::hidden_node(&settings, cookie, &beacon).await?;
-        let client = BeaconClient::new(node.clone(), beacon.clone());
         let deadline = args
             .wait
             .map(|w| tokio::time::Instant::now() + Duration::from_secs_f64(w));
+        // With --wait, no single call may outlast it (a stopped beacon answers nothing).
+        let mut client = BeaconClient::new(node.clone(), beacon.clone());
+        if let Some(at) = deadline {
+            let left = at.saturating_duration_since(tokio::time::Instant::now());
+            client = client.with_timeout(left.max(Duration::from_millis(100)));
+        }
         let mut pushes = match deadline {
             Some(_) => Some(client.subscribe().await?),
             None => None,

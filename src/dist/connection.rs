@@ -1,11 +1,13 @@
 //! One established distribution connection: three tasks over any byte stream.
 //! - The **reader** decodes frames, puts fragmented messages back together, and hands each
 //!   message to the node ([`Dispatch`]), which never blocks (mailboxes are unbounded), so
-//!   reading never stalls behind a slow process. Frames above [`LARGE_FRAME`], and the
-//!   payloads of fragmented messages being put together, take their size from the node-wide
-//!   receive budget: over budget, the reader pauses instead of memory growing. A message over
-//!   the maximum size is refused on its own: its bytes are skipped, its `gen_call` caller (if
-//!   any) is told, and the connection goes on.
+//!   reading never stalls behind a slow process. Frames above [`LARGE_FRAME`] (a step at a
+//!   time, as their bytes arrive) and the payloads of fragmented messages being put together
+//!   take their size from the node-wide receive budget: over budget, the reader pauses instead
+//!   of memory growing, but never for more than a quarter of the tick time, so that the
+//!   peer's ticks are read in time; a message that still finds no room is refused. A message
+//!   over the maximum size is refused too. Refused messages are skipped on their own, their
+//!   `gen_call` callers (if any) are told, and the connection goes on.
 //! - The **writer** drains the [`Outbox`]; every write is a cancellable await, so a peer that
 //!   stops reading cannot pin it.
 //! - The **supervisor** runs the [`Ticker`] every `net_ticktime / 4`: it queues ticks, and it
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +46,22 @@ use crate::net::BoxStream;
 pub const LARGE_FRAME: usize = 256 * 1024;
 /// How much of a refused frame is read to find the `gen_call` it carries.
 const SNIFF_PREFIX: usize = 4096;
+/// A large frame takes its budget in steps of this size as its body arrives.
+const BUDGET_STEP: usize = 1 << 20;
+
+/// Takes `want` bytes of the receive budget, waiting at most a quarter of the tick time (so
+/// that the peer's ticks are read in time); `None` when the budget stayed spent.
+async fn take_budget(params: &ConnParams, want: usize) -> Option<OwnedSemaphorePermit> {
+    let n = want.min(params.budget_bytes).clamp(1, u32::MAX as usize) as u32;
+    if let Ok(p) = params.budget.clone().try_acquire_many_owned(n) {
+        return Some(p);
+    }
+    let wait = (params.ticktime / INTENSITY).max(Duration::from_millis(1));
+    tokio::time::timeout(wait, params.budget.clone().acquire_many_owned(n))
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
 /// The reader's buffer.
 const READ_BUFFER: usize = 64 * 1024;
 /// The writer coalesces small frames into writes of about this size.
@@ -460,17 +478,13 @@ impl<D: Dispatch> ReadState<'_, D> {
             return Ok(step);
         }
         if have == 0 {
-            let p = self
-                .params
-                .budget
-                .clone()
-                .acquire_many_owned(n)
-                .await
-                .map_err(|_| DownReason::Shutdown)?;
-            self.keep(p);
-            return Ok(step);
+            if let Some(p) = take_budget(self.params, n as usize).await {
+                self.keep(p);
+                return Ok(step);
+            }
         }
-        // Waiting while holding budget could wait on ourselves: refuse this message instead.
+        // Waiting while holding budget could wait on ourselves, and waiting long would leave
+        // the peer's ticks unread: refuse this message instead.
         let refused = self
             .reassembly
             .abandon(seq, Refusal::Budget(self.params.budget_bytes));
@@ -526,6 +540,8 @@ async fn read_loop<D: Dispatch>(
     };
     // Bytes of a refused frame still to be skipped.
     let mut skip = 0usize;
+    // How much the next read may take (a large frame reads no further than its budget).
+    let mut read_limit: Option<usize> = None;
     let mut dispatched = 0u64;
     loop {
         loop {
@@ -566,15 +582,36 @@ async fn read_loop<D: Dispatch>(
                 continue;
             }
             if buf.len() < 4 + len {
-                if len >= LARGE_FRAME && permit.is_none() {
-                    // Wait for room in the node's budget before buffering the body. Not
-                    // reading meanwhile is the point; ticks still run, and a peer that sends
-                    // nothing else for a whole tick time is declared down.
-                    let want = len.min(params.budget_bytes).min(u32::MAX as usize) as u32;
-                    match params.budget.clone().acquire_many_owned(want).await {
-                        Ok(p) => permit = Some(p),
-                        Err(_) => return DownReason::Shutdown,
+                if len >= LARGE_FRAME {
+                    // The budget covers what is buffered, taken a step at a time as the body
+                    // arrives, so a peer that announces a huge frame and trickles it holds
+                    // only what it sent. When the budget is spent, wait a little (not reading
+                    // meanwhile is the point), but never so long that the peer's ticks go
+                    // unread: then the frame is refused and skipped, and the link stays up.
+                    let have = permit.as_ref().map_or(0, |p| p.num_permits());
+                    if buf.len() >= have {
+                        let want = (4 + len - have).min(BUDGET_STEP);
+                        match take_budget(&params, want).await {
+                            Some(p) => match &mut permit {
+                                Some(held) => held.merge(p),
+                                None => permit = Some(p),
+                            },
+                            None => {
+                                let got = buf.split().freeze();
+                                let call = sniff_frame_call(&got.slice(4..), conn.framing);
+                                st.refuse(Refused {
+                                    why: Refusal::Budget(params.budget_bytes),
+                                    call,
+                                });
+                                skip = 4 + len - got.len();
+                                permit = None;
+                                buf = BytesMut::with_capacity(READ_BUFFER);
+                                continue;
+                            }
+                        }
                     }
+                    let have = permit.as_ref().map_or(0, |p| p.num_permits());
+                    read_limit = Some(have.saturating_sub(buf.len()).max(1));
                 }
                 buf.reserve(4 + len - buf.len());
                 break;
@@ -603,7 +640,11 @@ async fn read_loop<D: Dispatch>(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUFFER);
         }
-        match rd.read_buf(&mut buf).await {
+        let read = match read_limit.take() {
+            Some(n) => rd.read_buf(&mut (&mut buf).limit(n)).await,
+            None => rd.read_buf(&mut buf).await,
+        };
+        match read {
             Ok(0) => return DownReason::Closed,
             Ok(_) => conn.heard.store(true, Ordering::Relaxed),
             Err(e) => return DownReason::Error(format!("read failed: {e}")),

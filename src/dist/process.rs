@@ -27,7 +27,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::node::{parse_gen_call, Dest, From, Mailbox, Node, SendError};
-use super::proto::term::{atom, list, tuple, Pid, Ref, Term};
+use super::proto::term::{atom, list, tuple, Atom, Pid, Ref, Term};
 use super::NodeName;
 
 /// What a call handler decided.
@@ -559,42 +559,173 @@ fn debug_reply(item: &Term) -> Term {
 }
 
 /// Push fan-out to subscriber processes, for services like the beacon and `cluster_events`.
-/// A push never waits: a subscriber whose connection is far behind is marked lagging (logged
-/// once), skipped, and sent [`Subscribers::resync`]'s message once its queue has room again.
-#[derive(Default)]
+/// - Every subscriber is monitored, so one that dies, or whose node goes down or never
+///   answers, is dropped when its `DOWN` arrives (feed messages to [`Subscribers::on_down`]).
+/// - Subscribers are capped in all and per node, so a peer cannot make every event cost the
+///   service time per subscriber.
+/// - A push never waits and never dials: a subscriber whose connection is far behind is
+///   marked lagging (logged once), skipped, and sent [`Subscribers::catch_up`]'s resync once
+///   its queue has room again.
 pub struct Subscribers {
     subs: HashMap<Pid, Sub>,
+    by_ref: HashMap<Ref, Pid>,
+    per_node: HashMap<Atom, usize>,
+    max: usize,
+    max_per_node: usize,
 }
 
-#[derive(Default)]
 struct Sub {
     lagging: bool,
+    monitor: Ref,
 }
 
-/// A subscriber's node, if it is remote.
+/// Default cap on subscribers of one service.
+pub const MAX_SUBSCRIBERS: usize = 10_000;
+/// Default cap on subscribers of one service from one node.
+pub const MAX_SUBSCRIBERS_PER_NODE: usize = 1_024;
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The service has as many subscribers as it takes.
+    #[error("too many subscribers ({0})")]
+    TooMany(usize),
+    /// The subscriber's node has as many subscribers as one node may have.
+    #[error("too many subscribers from node {node} ({max})")]
+    TooManyFromNode {
+        /// The node.
+        node: String,
+        /// The cap.
+        max: usize,
+    },
+    /// The subscriber could not be monitored.
+    #[error("cannot monitor the subscriber: {0}")]
+    Monitor(String),
+}
+
+impl SubscribeError {
+    /// The error as the term a caller gets: `{error, Reason}`.
+    pub fn to_term(&self) -> Term {
+        let reason = match self {
+            SubscribeError::TooMany(_) | SubscribeError::TooManyFromNode { .. } => {
+                atom("too_many_subscribers")
+            }
+            SubscribeError::Monitor(_) => atom("noproc"),
+        };
+        tuple(vec![atom("error"), reason])
+    }
+}
+
+/// A subscriber's node.
 fn node_of(pid: &Pid) -> Option<NodeName> {
     NodeName::parse(pid.node.as_str()).ok()
 }
 
+impl Default for Subscribers {
+    fn default() -> Subscribers {
+        Subscribers::with_limits(MAX_SUBSCRIBERS, MAX_SUBSCRIBERS_PER_NODE)
+    }
+}
+
 impl Subscribers {
-    /// No subscribers.
+    /// No subscribers, with the default caps.
     pub fn new() -> Subscribers {
         Subscribers::default()
     }
 
-    /// Adds a subscriber (idempotent).
-    pub fn add(&mut self, pid: Pid) {
-        self.subs.entry(pid).or_default();
+    /// No subscribers, with the given caps.
+    pub fn with_limits(max: usize, max_per_node: usize) -> Subscribers {
+        Subscribers {
+            subs: HashMap::new(),
+            by_ref: HashMap::new(),
+            per_node: HashMap::new(),
+            max: max.max(1),
+            max_per_node: max_per_node.max(1),
+        }
+    }
+
+    /// Adds and monitors a subscriber (idempotent), within the caps.
+    pub fn add(&mut self, ctx: &Ctx<'_>, pid: Pid) -> Result<(), SubscribeError> {
+        if self.subs.contains_key(&pid) {
+            return Ok(());
+        }
+        if self.subs.len() >= self.max {
+            return Err(SubscribeError::TooMany(self.max));
+        }
+        let on_node = self.per_node.get(&pid.node).copied().unwrap_or(0);
+        if on_node >= self.max_per_node {
+            return Err(SubscribeError::TooManyFromNode {
+                node: pid.node.as_str().to_owned(),
+                max: self.max_per_node,
+            });
+        }
+        let monitor = ctx
+            .monitor(&Dest::Pid(pid.clone()))
+            .map_err(|e| SubscribeError::Monitor(e.to_string()))?;
+        self.by_ref.insert(monitor.clone(), pid.clone());
+        *self.per_node.entry(pid.node.clone()).or_insert(0) += 1;
+        self.subs.insert(
+            pid,
+            Sub {
+                lagging: false,
+                monitor,
+            },
+        );
+        Ok(())
+    }
+
+    fn forget(&mut self, pid: &Pid) -> Option<Sub> {
+        let sub = self.subs.remove(pid)?;
+        self.by_ref.remove(&sub.monitor);
+        if let Some(n) = self.per_node.get_mut(&pid.node) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_node.remove(&pid.node);
+            }
+        }
+        Some(sub)
     }
 
     /// Removes a subscriber; true if it was there.
-    pub fn remove(&mut self, pid: &Pid) -> bool {
-        self.subs.remove(pid).is_some()
+    pub fn remove(&mut self, ctx: &Ctx<'_>, pid: &Pid) -> bool {
+        match self.forget(pid) {
+            Some(sub) => {
+                ctx.demonitor(&sub.monitor);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Drops every subscriber on `node` (it went down).
+    /// Takes a `{'DOWN', Ref, process, _, _}` for one of our monitors: the subscriber is gone.
+    /// Returns whether `msg` was such a message.
+    pub fn on_down(&mut self, msg: &Term) -> bool {
+        let Some([k, Term::Ref(r), _, _, _]) = msg.as_tuple() else {
+            return false;
+        };
+        if !k.is_atom("DOWN") {
+            return false;
+        }
+        match self.by_ref.get(r).cloned() {
+            Some(pid) => {
+                self.forget(&pid);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops every subscriber on `node` (it went down; their monitors fire anyway).
     pub fn remove_node(&mut self, node: &str) {
-        self.subs.retain(|p, _| p.node.as_str() != node);
+        let gone: Vec<Pid> = self
+            .subs
+            .keys()
+            .filter(|p| p.node.as_str() == node)
+            .cloned()
+            .collect();
+        for p in gone {
+            self.forget(&p);
+        }
     }
 
     /// How many there are.
@@ -625,12 +756,15 @@ impl Subscribers {
                 }
                 sub.lagging = false;
                 info!(subscriber = ?pid, "subscriber caught up; resyncing it");
-                if ctx.send(&Dest::Pid(pid.clone()), resync.clone()).is_err() {
+                if ctx
+                    .send_noconnect(&Dest::Pid(pid.clone()), resync.clone())
+                    .is_err()
+                {
                     sub.lagging = true;
                     continue;
                 }
             }
-            match ctx.send(&Dest::Pid(pid.clone()), msg.clone()) {
+            match ctx.send_noconnect(&Dest::Pid(pid.clone()), msg.clone()) {
                 Ok(()) => {}
                 Err(SendError::Busy(_)) => {
                     sub.lagging = true;
@@ -643,7 +777,9 @@ impl Subscribers {
             }
         }
         for p in gone {
-            self.subs.remove(&p);
+            if let Some(sub) = self.forget(&p) {
+                ctx.demonitor(&sub.monitor);
+            }
         }
     }
 
@@ -655,7 +791,11 @@ impl Subscribers {
             let busy = node_of(pid)
                 .filter(|n| n != node.name())
                 .is_some_and(|n| node.is_busy(&n));
-            if !busy && ctx.send(&Dest::Pid(pid.clone()), resync.clone()).is_ok() {
+            if !busy
+                && ctx
+                    .send_noconnect(&Dest::Pid(pid.clone()), resync.clone())
+                    .is_ok()
+            {
                 sub.lagging = false;
                 info!(subscriber = ?pid, "subscriber caught up; resynced it");
             }

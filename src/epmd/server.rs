@@ -32,7 +32,9 @@ use super::proto::{
     encode_names_line, encode_port2_reply, Alive2Reply, ControlReply, ProtoError, Request,
 };
 use super::registry::{ConnId, Registry};
+use crate::net::gate::{Gate, Ticket};
 use crate::net::warn::{Verdict, WarnLimiter};
+use crate::net::PeerSource;
 
 /// epmd's own default packet timeout: an unregistered connection idle this long is closed.
 pub const DEFAULT_PACKET_TIMEOUT: Duration = Duration::from_secs(60);
@@ -55,9 +57,10 @@ pub struct ServerConfig {
     pub relaxed_command_check: bool,
     /// How long a connection may take to send its request.
     pub packet_timeout: Duration,
-    /// Most connections open at once from other hosts; further ones are closed on accept.
-    /// Connections from this host (registrations) have a reserve of the same size of their
-    /// own, so remote clients can never fill the port mapper for local nodes.
+    /// Most connections waiting for their request at once; at the cap the oldest waiting one
+    /// is closed to admit a newcomer (one host may hold at most half), so a crowd of idle
+    /// connections evicts itself instead of locking real clients out. Registrations, which
+    /// hold their connection while the node lives, have a cap of the same size of their own.
     pub max_connections: usize,
 }
 
@@ -178,11 +181,10 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
         let tracker = TaskTracker::new();
-        // Other hosts and this host have separate caps, so a crowd of remote connections can
-        // never lock this host's nodes out of registering.
+        let max = shared.config.max_connections.max(2);
         let limits = Limits {
-            remote: Arc::new(Semaphore::new(shared.config.max_connections)),
-            local: Arc::new(Semaphore::new(shared.config.max_connections)),
+            waiting: Gate::new(max, max / 2),
+            registrations: Arc::new(Semaphore::new(max)),
         };
         let stop = shared.shutdown.clone();
         let forward = {
@@ -237,8 +239,10 @@ fn listen_addresses(requested: &[IpAddr]) -> Vec<IpAddr> {
 
 #[derive(Clone)]
 struct Limits {
-    remote: Arc<Semaphore>,
-    local: Arc<Semaphore>,
+    /// Connections that have not sent their request yet.
+    waiting: Gate,
+    /// Registrations (connections held by live nodes).
+    registrations: Arc<Semaphore>,
 }
 
 async fn warn_summaries(shared: Arc<Shared>) {
@@ -268,24 +272,25 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let local = is_local_peer(&stream, peer);
-                let limit = if local { &limits.local } else { &limits.remote };
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    let who = if local { "this host" } else { "other hosts" };
-                    let key = format!("connections refused from {}", peer.ip());
+                let admission = limits
+                    .waiting
+                    .admit(PeerSource::Ip(peer.ip().to_canonical()));
+                if admission.evicted > 0 {
+                    let key = format!("idle connections closed ({})", peer.ip());
                     if shared.warn.check(&key) == Verdict::Log {
                         warn!(
                             %peer,
-                            "port mapper full: {} connections from {who} are open; closing new ones",
-                            shared.config.max_connections
+                            "port mapper: {} connections are waiting without a request; closing the oldest",
+                            limits.waiting.pending()
                         );
                     }
-                    continue;
-                };
+                }
                 tracker.spawn(serve_connection(
                     stream,
                     peer,
                     local,
-                    permit,
+                    admission.ticket,
+                    limits.registrations.clone(),
                     shared.clone(),
                 ));
             }
@@ -313,13 +318,20 @@ async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     local: bool,
-    _permit: OwnedSemaphorePermit,
+    ticket: Ticket,
+    registrations: Arc<Semaphore>,
     shared: Arc<Shared>,
 ) {
     let request = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
+        _ = ticket.cancel.cancelled() => {
+            debug!(%peer, "port mapper: closing an idle connection to admit a newer one");
+            return;
+        }
         read = tokio::time::timeout(shared.config.packet_timeout, read_request(&mut stream)) => read,
     };
+    // It has spoken: no longer among the connections waiting for a request.
+    drop(ticket);
     let request = match request {
         Err(_) => {
             debug!(%peer, "port mapper: no request within the packet timeout; closing");
@@ -349,7 +361,15 @@ async fn serve_connection(
     };
     let result = match request {
         Request::Alive2(entry) if local => {
-            return serve_registration(stream, peer, entry, shared).await
+            let Ok(permit) = registrations.try_acquire_owned() else {
+                // Closed unanswered, as epmd does when it is full (a `y` with result 1 would
+                // read as "name in use").
+                if shared.warn.check("registrations full") == Verdict::Log {
+                    warn!(%peer, name = %entry.name, "port mapper: too many registrations; refusing");
+                }
+                return;
+            };
+            return serve_registration(stream, peer, entry, permit, shared).await;
         }
         Request::PortPlease2 { name } => {
             let mut out = BytesMut::new();
@@ -445,6 +465,7 @@ async fn serve_registration(
     mut stream: TcpStream,
     peer: SocketAddr,
     entry: super::proto::NodeEntry,
+    _permit: OwnedSemaphorePermit,
     shared: Arc<Shared>,
 ) {
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -467,7 +488,14 @@ async fn serve_registration(
             }
         }
         Err(e) => {
-            warn!(%peer, "port mapper: registration refused: {e}");
+            // Rate-limited: a client retrying a taken name must not flood the log.
+            if shared
+                .warn
+                .check(&format!("registrations refused from {}", peer.ip()))
+                == Verdict::Log
+            {
+                warn!(%peer, "port mapper: registration refused: {e}");
+            }
             Alive2Reply {
                 result: 1,
                 creation: REFUSED_CREATION,

@@ -14,6 +14,10 @@ use tokio::time::Instant;
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 /// Keys tracked at once; beyond this, events share one overflow key.
 const MAX_KEYS: usize = 1024;
+/// Lines logged per window across all keys; beyond this, events of keys not yet seen in the
+/// window share the overflow key. A flood with a new key per event (a new node name, a new
+/// source) then costs a few dozen lines per window, not one per key.
+const MAX_LINES: u64 = 32;
 /// The key used when too many distinct keys are live.
 pub const OVERFLOW_KEY: &str = "(other sources)";
 
@@ -34,7 +38,14 @@ struct Window {
 /// Counts events per key and decides which to log.
 pub struct WarnLimiter {
     window: Duration,
-    keys: Mutex<HashMap<String, Window>>,
+    keys: Mutex<Keys>,
+}
+
+#[derive(Default)]
+struct Keys {
+    windows: HashMap<String, Window>,
+    /// When the current window of the line budget started, and the lines logged in it.
+    lines: Option<(Instant, u64)>,
 }
 
 impl WarnLimiter {
@@ -42,19 +53,27 @@ impl WarnLimiter {
     pub fn new(window: Duration) -> WarnLimiter {
         WarnLimiter {
             window,
-            keys: Mutex::new(HashMap::new()),
+            keys: Mutex::new(Keys::default()),
         }
     }
 
     /// Records one event for `key`.
     pub fn check(&self, key: &str) -> Verdict {
         let now = Instant::now();
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let key = if keys.len() >= MAX_KEYS && !keys.contains_key(key) {
+        let mut guard = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let Keys { windows, lines } = &mut *guard;
+        let (started, logged) = lines.get_or_insert((now, 0));
+        if now.duration_since(*started) >= self.window {
+            *started = now;
+            *logged = 0;
+        }
+        let known = windows.contains_key(key);
+        let key = if !known && (windows.len() >= MAX_KEYS || *logged >= MAX_LINES) {
             OVERFLOW_KEY
         } else {
             key
         };
+        let keys = windows;
         match keys.get_mut(key) {
             Some(w) if now.duration_since(w.started) < self.window => {
                 w.suppressed += 1;
@@ -74,6 +93,7 @@ impl WarnLimiter {
                         suppressed: 0,
                     },
                 );
+                *logged += 1;
                 Verdict::Log
             }
         }
@@ -85,7 +105,7 @@ impl WarnLimiter {
         let now = Instant::now();
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        keys.retain(|k, w| {
+        keys.windows.retain(|k, w| {
             if now.duration_since(w.started) < self.window {
                 return true;
             }
@@ -126,11 +146,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn many_keys_share_an_overflow_key() {
+    async fn a_flood_of_new_keys_costs_a_few_lines_per_window() {
         let l = WarnLimiter::new(DEFAULT_WINDOW);
         let logged = (0..5000)
             .filter(|i| l.check(&format!("k{i}")) == Verdict::Log)
             .count();
-        assert_eq!(logged, MAX_KEYS + 1);
+        assert_eq!(
+            logged as u64,
+            MAX_LINES + 1,
+            "the budget, then one overflow line"
+        );
+        let due = l.due();
+        assert!(due.is_empty(), "nothing due inside the window");
+        tokio::time::advance(DEFAULT_WINDOW).await;
+        let due = l.due();
+        assert_eq!(due, vec![(OVERFLOW_KEY.to_owned(), 5000 - MAX_LINES - 1)]);
+        // A new window has a new budget.
+        assert_eq!(l.check("fresh"), Verdict::Log);
     }
 }

@@ -176,6 +176,81 @@ async fn names_of_an_empty_port_mapper() {
     assert_eq!(stdout(&out).trim(), "[]");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_with_a_duration_still_fails_on_an_unreachable_node() {
+    let d = Daemon::start().await;
+    let port = d.port.to_string();
+    let out = cluster_async(&[
+        "monitor",
+        "nobody@127.0.0.1",
+        "--duration",
+        "2",
+        "--cookie",
+        "c",
+        "--epmd-port",
+        &port,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("cannot reach nobody@127.0.0.1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirements_wait_is_bounded_when_the_beacon_is_stopped() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let d = Daemon::start().await;
+    let port = d.port.to_string();
+    let home = crate::util::temp_home();
+    let roles = repo_file("roles.toml");
+    let mut beacon = crate::util::cluster_spawn(&[
+        "start",
+        "--name",
+        "beacon1@127.0.0.1",
+        "--role",
+        "beacon",
+        "--cookie",
+        "c",
+        "--epmd-port",
+        &port,
+        "--no-epmd-start",
+        "--roles",
+        &roles,
+    ]);
+    let mut lines = beacon.stdout_lines();
+    crate::util::wait_line(&mut lines, "beacon ready", Duration::from_secs(30)).await;
+    kill(Pid::from_raw(beacon.pid() as i32), Signal::SIGSTOP).unwrap();
+    let started = std::time::Instant::now();
+    let out = cluster_async(&[
+        "requirements",
+        "gate1@127.0.0.1",
+        "--wait",
+        "2",
+        "--beacon",
+        "beacon1@127.0.0.1",
+        "--cookie",
+        "c",
+        "--epmd-port",
+        &port,
+        "--roles",
+        &roles,
+    ])
+    .await;
+    let took = started.elapsed();
+    kill(Pid::from_raw(beacon.pid() as i32), Signal::SIGCONT).unwrap();
+    beacon.kill();
+    drop(home);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "--wait 2 took {took:?}: {out:?}"
+    );
+}
+
 #[test]
 fn completions_match_the_cli() {
     for (shell, file) in [

@@ -5,6 +5,7 @@ mod beacon_e2e;
 mod cli;
 mod dist_node;
 mod epmd_daemon;
+mod hostile;
 mod interop_beacon;
 mod interop_dist;
 mod interop_epmd;

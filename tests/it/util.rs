@@ -385,11 +385,17 @@ pub fn node_config(name: &str, epmd: &Daemon, cookie: &str) -> cluster::dist::No
     .with_epmd_port(epmd.port)
 }
 
-/// Logs of in-process nodes, shown with `RUST_LOG=…` (captured per test otherwise).
+/// Logs of in-process nodes, shown with `RUST_LOG=level` or `target=level,…` (captured per
+/// test otherwise).
 pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
+    use tracing_subscriber::prelude::*;
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default();
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
+        .with(filter)
         .try_init();
 }
 

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use tracing::debug;
+
 use crate::dist::node::{Dest, NodeEvent};
 use crate::dist::process::{Ctx, Flow, Process, Subscribers};
 use crate::dist::proto::term::{atom, list, map, tuple, Term};
@@ -48,6 +50,9 @@ impl Process for ClusterEvents {
     }
 
     fn handle_info(&mut self, ctx: &mut Ctx<'_>, msg: Term) -> Flow {
+        if self.subscribers.on_down(&msg) {
+            return Flow::Continue;
+        }
         let resync = snapshot(ctx);
         if msg.is_atom("catch_up") {
             self.subscribers.catch_up(ctx, &resync);
@@ -56,13 +61,18 @@ impl Process for ClusterEvents {
         }
         if let Some([verb, Term::Pid(pid)]) = msg.as_tuple() {
             if verb.is_atom("subscribe") {
-                if ctx.send(&Dest::Pid(pid.clone()), resync).is_ok() {
-                    self.subscribers.add(pid.clone());
+                match self.subscribers.add(ctx, pid.clone()) {
+                    Ok(()) => {
+                        if ctx.send_noconnect(&Dest::Pid(pid.clone()), resync).is_err() {
+                            self.subscribers.remove(ctx, pid);
+                        }
+                    }
+                    Err(e) => debug!(subscriber = ?pid, "subscription refused: {e}"),
                 }
                 return Flow::Continue;
             }
             if verb.is_atom("unsubscribe") {
-                self.subscribers.remove(pid);
+                self.subscribers.remove(ctx, pid);
                 return Flow::Continue;
             }
         }

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{debug, info};
 
@@ -20,6 +21,9 @@ use crate::net::BoxStream;
 
 /// Failures remembered per peer, for `connect` callers; beyond this the table is cleared.
 const MAX_FAILURES: usize = 10_000;
+/// How long a connect waits on incoming handshakes from the peer (which may be a stranger
+/// using its name) before dialling beside them. An honest handshake finishes well within it.
+const ACCEPT_GRACE: Duration = Duration::from_secs(1);
 
 impl Inner {
     pub(super) fn local_info(&self) -> LocalInfo {
@@ -141,16 +145,30 @@ impl Node {
         }
         let since = self.inner.failure_seq.load(Ordering::Relaxed);
         let mut changes = self.inner.changed.subscribe();
-        let deadline = tokio::time::Instant::now() + self.inner.cfg.setup_time * 5;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.inner.cfg.setup_time * 5;
+        let grace = started + ACCEPT_GRACE.min(self.inner.cfg.setup_time);
         let mut claimed = false;
+        let mut accepting = false;
         loop {
             if !claimed {
                 claimed = true;
                 let claim = lock(&self.inner.peers).claim_dial(peer);
+                accepting = false;
                 match claim {
                     Claim::Up(_) => return Ok(()),
                     Claim::Dial(attempt) => self.start_dial(peer.clone(), attempt),
                     Claim::InProgress => {}
+                    Claim::Accepting => accepting = true,
+                }
+            }
+            if accepting && tokio::time::Instant::now() >= grace {
+                // Only incoming handshakes are running, and none has finished: they may be a
+                // stranger's. Dial beside them; the first to authenticate wins.
+                accepting = false;
+                let alongside = lock(&self.inner.peers).dial_alongside(peer);
+                if let Some(attempt) = alongside {
+                    self.start_dial(peer.clone(), attempt);
                 }
             }
             {
@@ -170,13 +188,37 @@ impl Node {
                     continue;
                 }
             }
-            if tokio::time::timeout_at(deadline, changes.changed())
+            let wake = if accepting {
+                grace.min(deadline)
+            } else {
+                deadline
+            };
+            if tokio::time::timeout_at(wake, changes.changed())
                 .await
                 .is_err()
+                && wake == deadline
             {
                 return Err(ConnectError::Timeout);
             }
         }
+    }
+
+    /// After the grace, dials `peer` beside incoming handshakes that have not finished (a send
+    /// queued on them must not depend on a stranger's handshake).
+    pub(super) fn dial_alongside_soon(&self, peer: NodeName) {
+        let node = self.clone();
+        let grace = ACCEPT_GRACE.min(self.inner.cfg.setup_time);
+        self.inner.tracker.spawn(async move {
+            tokio::select! {
+                _ = node.stopped() => {}
+                _ = tokio::time::sleep(grace) => {
+                    let alongside = lock(&node.inner.peers).dial_alongside(&peer);
+                    if let Some(attempt) = alongside {
+                        node.start_dial(peer, attempt);
+                    }
+                }
+            }
+        });
     }
 
     /// Starts connecting to `peer` in the background, unless connected or connecting.
@@ -199,11 +241,30 @@ impl Node {
 
 async fn dial_task(node: Node, peer: NodeName, attempt: u64) {
     let inner = node.inner.clone();
-    let Ok(permit) = inner.dials.clone().try_acquire_owned() else {
-        inner.attempt_failed(&peer, attempt, ConnectError::TooManyDials);
-        return;
-    };
     let cfg = &inner.cfg;
+    // At the cap, wait (one setup time at most) for a dial to finish rather than fail at once:
+    // a burst of dials to slow peers must not make every other connect fail.
+    let permit = match inner.dials.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            if inner.warn.check("dial cap") == crate::net::warn::Verdict::Log {
+                tracing::warn!(
+                    cap = cfg.max_dials,
+                    "too many connection attempts in progress; new ones wait"
+                );
+            }
+            let wait = tokio::time::timeout(cfg.setup_time, inner.dials.clone().acquire_owned());
+            let acquired = tokio::select! {
+                r = wait => r.ok().and_then(Result::ok),
+                _ = node.stopped() => None,
+            };
+            match acquired {
+                Some(p) if lock(&inner.peers).owns(&peer, attempt) => p,
+                Some(_) => return inner.attempt_failed(&peer, attempt, ConnectError::Superseded),
+                None => return inner.attempt_failed(&peer, attempt, ConnectError::TooManyDials),
+            }
+        }
+    };
     let limit = cfg.setup_time;
     let work = async {
         let mut stream = cfg

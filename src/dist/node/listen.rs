@@ -124,6 +124,8 @@ fn report(inner: &Inner, e: Option<SetupError>, who: Option<String>, addr: PeerA
     };
     let peer = who.clone().unwrap_or_else(|| "unknown node".into());
     match e {
+        // One line per claimed name per window; a flood with a new name each time is held to
+        // the limiter's line budget.
         SetupError::Handshake(HandshakeError::BadCookie) => inner.warn_limited(
             format!("cookie mismatch from {peer}"),
             || warn!(%peer, %addr, "connection attempt rejected: cookie mismatch"),

@@ -32,7 +32,7 @@ use thiserror::Error;
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::connection::ConnHandle;
 use super::outbox::PushError;
@@ -790,6 +790,10 @@ impl Node {
             self.inner.execute(fx);
             return Ok(());
         }
+        if self.inner.is_our_node(to) {
+            // A previous run's process: dead already.
+            return Ok(());
+        }
         self.route(
             &peer_of(to)?,
             Control::Exit2 {
@@ -803,9 +807,23 @@ impl Node {
 
     /// Replies to a gen_call, sending `{Tag, Reply}` back with the tag exactly as received.
     /// An `[alias|Ref]` tag is answered through the alias when the peer supports aliases.
-    /// Never waits: a reply to a node that must be dialled first is queued on the dial.
+    /// Never waits, and never dials: a reply to a node we are not connected to is dropped.
     pub fn reply(&self, from: &From, reply: Term) -> Result<(), SendError> {
         let msg = tuple(vec![from.tag.clone(), reply]);
+        if !self.inner.is_our_node(&from.pid) {
+            // A reply never dials. The caller's node reached us, so it is connected unless the
+            // connection has failed since (and the caller then sees `noconnection` anyway); a
+            // `From` naming some other node must not make a service dial on anyone's behalf.
+            let peer = peer_of(&from.pid)?;
+            let reachable = {
+                let peers = lock(&self.inner.peers);
+                peers.up(&peer).is_some() || peers.is_connecting(&peer)
+            };
+            if !reachable {
+                debug!(%peer, "reply to a node we are not connected to dropped");
+                return Ok(());
+            }
+        }
         if let Term::Improper(l) = &from.tag {
             if let [head, Term::Ref(alias)] = &l[..] {
                 if head.is_atom("alias") && !self.inner.is_local(&from.pid) {
@@ -884,6 +902,21 @@ impl Node {
     /// nodedown can be told apart from a newer nodeup.
     pub fn connection_id(&self, peer: &NodeName) -> Option<ConnId> {
         lock(&self.inner.peers).up(peer).map(|c| c.id)
+    }
+
+    /// The connection to `peer`: its id and the peer's creation (its incarnation).
+    pub fn connection(&self, peer: &NodeName) -> Option<(ConnId, u32)> {
+        lock(&self.inner.peers)
+            .up(peer)
+            .map(|c| (c.id, c.peer.creation))
+    }
+
+    /// Every live connection: peer, id and the peer's creation.
+    pub fn connections(&self) -> Vec<(NodeName, ConnId, u32)> {
+        lock(&self.inner.peers)
+            .connected()
+            .map(|(n, c)| (n.clone(), c.id, c.peer.creation))
+            .collect()
     }
 
     /// Every live connection's peer and id.
@@ -968,6 +1001,8 @@ impl Node {
                 self.inner.deliver(pid.id, msg, 0);
                 Ok(())
             }
+            // A previous run's process: a message to a dead process is dropped.
+            Dest::Pid(pid) if self.inner.is_our_node(pid) => Ok(()),
             Dest::Name { name, node } if node == self.name() => {
                 self.inner.deliver_name(name, msg, 0);
                 Ok(())
@@ -999,7 +1034,7 @@ impl Node {
 
     fn send_noconnect(&self, from: u32, to: &Dest, msg: Term) -> Result<(), SendError> {
         let (peer, control) = match to {
-            Dest::Pid(pid) if !self.inner.is_local(pid) => (
+            Dest::Pid(pid) if !self.inner.is_our_node(pid) => (
                 peer_of(pid)?,
                 Control::Send {
                     from: Some(self.inner.pid(from)),
@@ -1026,7 +1061,7 @@ impl Node {
 
     async fn send_from_wait(&self, from: u32, to: &Dest, msg: Term) -> Result<(), SendError> {
         let (peer, control) = match to {
-            Dest::Pid(pid) if !self.inner.is_local(pid) => (
+            Dest::Pid(pid) if !self.inner.is_our_node(pid) => (
                 peer_of(pid)?,
                 Control::Send {
                     from: Some(self.inner.pid(from)),
@@ -1075,6 +1110,10 @@ impl Node {
                 .send(&item.control, item.message.as_ref())
                 .map_err(|e| push_error(peer, e)),
             Route::Queued => Ok(()),
+            Route::QueuedDialSoon => {
+                self.dial_alongside_soon(peer.clone());
+                Ok(())
+            }
             Route::Dial(attempt) => {
                 self.start_dial(peer.clone(), attempt);
                 Ok(())
@@ -1088,10 +1127,10 @@ impl Node {
 
     fn link(&self, id: u32, other: &Pid) -> Result<(), SendError> {
         let me = self.inner.pid(id);
-        if self.inner.is_local(other) {
+        if self.inner.is_our_node(other) {
             let linked = {
                 let mut procs = lock(&self.inner.procs);
-                procs.get(other.id).is_some() && procs.link(id, other)
+                procs.is_local(other) && procs.get(other.id).is_some() && procs.link(id, other)
             };
             if !linked {
                 let fx = lock(&self.inner.procs).exit_signal(
@@ -1117,7 +1156,7 @@ impl Node {
 
     fn unlink(&self, id: u32, other: &Pid) -> Result<(), SendError> {
         let had = lock(&self.inner.procs).unlink(id, other);
-        if !had || self.inner.is_local(other) {
+        if !had || self.inner.is_our_node(other) {
             return Ok(());
         }
         let me = self.inner.pid(id);

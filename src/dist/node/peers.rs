@@ -1,31 +1,43 @@
 //! The table of connection slots, one per peer node, as a pure state machine (generic over the
 //! connection handle `C` and the queued-message type `Q`, so tests use plain numbers).
 //!
-//! A slot is either **connecting** (our dial, or a handshake we are accepting, with the
-//! messages sent meanwhile queued in order, as erts queues them on a pending connection) or
-//! **up**. The rules follow `net_kernel`/`dist_util`:
+//! A slot is either **connecting** (with the messages sent meanwhile queued in order, as erts
+//! queues them on a pending connection) or **up**. The rules follow `net_kernel`/`dist_util`:
 //! - a send to an unknown peer starts a dial (auto-connect) and queues the message;
 //! - simultaneous connect: when a peer's hello arrives while we dial it, the node whose name
-//!   compares greater keeps its own attempt (`nok` to the other); the lesser abandons its dial
-//!   and accepts (`ok_simultaneous`), keeping what it had queued;
-//! - a hello from a peer we think is up is answered `alive`; if the peer confirms, the new
-//!   connection replaces the old one;
-//! - only the attempt that owns a slot may complete or fail it, so a late result of a
-//!   superseded attempt changes nothing.
+//!   compares greater keeps its own attempt (`nok` to the other); the lesser accepts
+//!   (`ok_simultaneous`), keeping what it had queued;
+//! - a hello from a peer we think is up is answered `alive`; if the peer confirms and
+//!   authenticates, the new connection replaces the old one;
+//! - only an attempt that owns a slot may complete it, so a late result of a superseded attempt
+//!   changes nothing.
+//!
+//! A hello proves nothing until the handshake's challenge is answered with the cookie, so no
+//! unauthenticated attempt may displace another attempt or block our own dial: a slot holds
+//! our dial and several incoming handshakes side by side, and the first to authenticate wins.
+//! Unlike `dist_util`, losing a simultaneous connect does not abort our dial: an honest peer
+//! with the greater name refuses it (`nok`) anyway, and a stranger claiming that name must not
+//! be able to cancel it. A dial may also start beside an incoming handshake that is slow to
+//! finish ([`Peers::dial_alongside`]); the node does that after a short grace.
 
 use std::collections::HashMap;
 
 use super::super::proto::handshake::Status;
 use super::super::NodeName;
 
+/// Incoming handshakes kept at once for one peer name; a newer one evicts the oldest.
+pub const MAX_ACCEPTS: usize = 4;
+
 /// One peer's slot.
 pub enum Slot<C, Q> {
     /// A connection is being set up; messages wait in `queue`.
     Connecting {
-        /// Which attempt owns the slot.
-        attempt: u64,
-        /// Whether we dialled (rather than accepted).
-        dialing: bool,
+        /// Our dial, if one is running (or waiting after `nok` for the peer's connection).
+        dial: Option<u64>,
+        /// Incoming handshakes, oldest first.
+        accepts: Vec<u64>,
+        /// A dial beside the incoming handshakes has been asked for (once per slot).
+        alongside: bool,
         /// Messages sent meanwhile, in order.
         queue: Vec<Q>,
     },
@@ -33,8 +45,8 @@ pub enum Slot<C, Q> {
     Up {
         /// The connection.
         conn: C,
-        /// A replacement handshake (after `alive`) in progress.
-        replacing: Option<u64>,
+        /// Replacement handshakes (after `alive`) in progress.
+        replacing: Vec<u64>,
     },
 }
 
@@ -44,6 +56,8 @@ pub enum Route<C, Q> {
     Up(C, Q),
     /// Queued on a connection being set up.
     Queued,
+    /// Queued on incoming handshakes only: if none completes soon, dial beside them.
+    QueuedDialSoon,
     /// Queued, and a dial must start with this attempt id.
     Dial(u64),
     /// Not connected and auto-connect is off.
@@ -75,8 +89,10 @@ pub enum Claim<C> {
     Dial(u64),
     /// Already connected.
     Up(C),
-    /// Someone is connecting already.
+    /// Our dial is running already.
     InProgress,
+    /// Only incoming handshakes are running; [`Peers::dial_alongside`] may add a dial.
+    Accepting,
 }
 
 /// The slot table.
@@ -94,11 +110,33 @@ impl<C: Clone, Q> Default for Peers<C, Q> {
     }
 }
 
+/// Adds `attempt` to a bounded list of handshakes, evicting the oldest.
+fn push_bounded(list: &mut Vec<u64>, attempt: u64) {
+    if list.len() >= MAX_ACCEPTS {
+        list.remove(0);
+    }
+    list.push(attempt);
+}
+
 impl<C: Clone, Q> Peers<C, Q> {
     fn attempt(&mut self) -> u64 {
         let a = self.next_attempt;
         self.next_attempt += 1;
         a
+    }
+
+    fn dialing(&mut self, peer: &NodeName, queue: Vec<Q>) -> u64 {
+        let attempt = self.attempt();
+        self.slots.insert(
+            peer.clone(),
+            Slot::Connecting {
+                dial: Some(attempt),
+                accepts: Vec::new(),
+                alongside: false,
+                queue,
+            },
+        );
+        attempt
     }
 
     /// The connection to `peer`, if up.
@@ -118,23 +156,22 @@ impl<C: Clone, Q> Peers<C, Q> {
     pub fn route(&mut self, peer: &NodeName, item: Q, auto_connect: bool) -> Route<C, Q> {
         match self.slots.get_mut(peer) {
             Some(Slot::Up { conn, .. }) => Route::Up(conn.clone(), item),
-            Some(Slot::Connecting { queue, .. }) => {
+            Some(Slot::Connecting {
+                dial,
+                alongside,
+                queue,
+                ..
+            }) => {
                 queue.push(item);
-                Route::Queued
+                if dial.is_none() && !*alongside && auto_connect {
+                    *alongside = true;
+                    Route::QueuedDialSoon
+                } else {
+                    Route::Queued
+                }
             }
             None if !auto_connect => Route::NotConnected(item),
-            None => {
-                let attempt = self.attempt();
-                self.slots.insert(
-                    peer.clone(),
-                    Slot::Connecting {
-                        attempt,
-                        dialing: true,
-                        queue: vec![item],
-                    },
-                );
-                Route::Dial(attempt)
-            }
+            None => Route::Dial(self.dialing(peer, vec![item])),
         }
     }
 
@@ -142,78 +179,68 @@ impl<C: Clone, Q> Peers<C, Q> {
     pub fn claim_dial(&mut self, peer: &NodeName) -> Claim<C> {
         match self.slots.get(peer) {
             Some(Slot::Up { conn, .. }) => Claim::Up(conn.clone()),
-            Some(Slot::Connecting { .. }) => Claim::InProgress,
-            None => {
-                let attempt = self.attempt();
-                self.slots.insert(
-                    peer.clone(),
-                    Slot::Connecting {
-                        attempt,
-                        dialing: true,
-                        queue: Vec::new(),
-                    },
-                );
-                Claim::Dial(attempt)
+            Some(Slot::Connecting { dial: Some(_), .. }) => Claim::InProgress,
+            Some(Slot::Connecting { .. }) => Claim::Accepting,
+            None => Claim::Dial(self.dialing(peer, Vec::new())),
+        }
+    }
+
+    /// Starts our dial beside incoming handshakes that have not finished: returns its attempt,
+    /// or `None` when there is nothing to do (connected, or our dial is running).
+    pub fn dial_alongside(&mut self, peer: &NodeName) -> Option<u64> {
+        let fresh = self.next_attempt;
+        match self.slots.get_mut(peer) {
+            Some(Slot::Connecting {
+                dial: dial @ None, ..
+            }) => {
+                *dial = Some(fresh);
+                self.next_attempt += 1;
+                Some(fresh)
             }
+            _ => None,
         }
     }
 
     /// Decides on a hello from `peer`; `we_win` says our name compares greater.
     pub fn hello(&mut self, peer: &NodeName, we_win: bool) -> Hello {
         let fresh = self.next_attempt;
-        match self.slots.get_mut(peer) {
+        let verdict = match self.slots.get_mut(peer) {
             Some(Slot::Up { replacing, .. }) => {
-                if replacing.is_some() {
-                    return Hello::Refuse(Status::Nok);
-                }
-                *replacing = Some(fresh);
-                self.next_attempt += 1;
+                push_bounded(replacing, fresh);
                 Hello::Alive { attempt: fresh }
             }
-            Some(Slot::Connecting {
-                attempt,
-                dialing: false,
-                ..
-            }) => {
-                // A peer has one attempt at a time, so an older handshake still pending from
-                // it is stale (it timed out and retried, say after being stopped): the newer
-                // one takes over.
-                *attempt = fresh;
-                self.next_attempt += 1;
-                Hello::Accept {
-                    attempt: fresh,
-                    status: Status::Ok,
-                }
+            Some(Slot::Connecting { dial: Some(_), .. }) if we_win => {
+                return Hello::Refuse(Status::Nok);
             }
-            Some(Slot::Connecting { dialing: true, .. }) if we_win => Hello::Refuse(Status::Nok),
-            Some(Slot::Connecting {
-                attempt, dialing, ..
-            }) => {
-                // Give up our dial in favour of theirs; the queue stays.
-                *attempt = fresh;
-                *dialing = false;
-                self.next_attempt += 1;
+            Some(Slot::Connecting { dial, accepts, .. }) => {
+                push_bounded(accepts, fresh);
                 Hello::Accept {
                     attempt: fresh,
-                    status: Status::OkSimultaneous,
+                    status: if dial.is_some() {
+                        Status::OkSimultaneous
+                    } else {
+                        Status::Ok
+                    },
                 }
             }
             None => {
-                let attempt = self.attempt();
                 self.slots.insert(
                     peer.clone(),
                     Slot::Connecting {
-                        attempt,
-                        dialing: false,
+                        dial: None,
+                        accepts: vec![fresh],
+                        alongside: false,
                         queue: Vec::new(),
                     },
                 );
                 Hello::Accept {
-                    attempt,
+                    attempt: fresh,
                     status: Status::Ok,
                 }
             }
-        }
+        };
+        self.next_attempt += 1;
+        verdict
     }
 
     /// Attempt `attempt` connected with `conn`. Returns the queued messages and the
@@ -225,16 +252,17 @@ impl<C: Clone, Q> Peers<C, Q> {
         attempt: u64,
         conn: C,
     ) -> Result<(Vec<Q>, Option<C>), C> {
+        if !self.owns(peer, attempt) {
+            return Err(conn);
+        }
         match self.slots.get_mut(peer) {
-            Some(Slot::Connecting {
-                attempt: a, queue, ..
-            }) if *a == attempt => {
+            Some(Slot::Connecting { queue, .. }) => {
                 let queue = std::mem::take(queue);
                 self.slots.insert(
                     peer.clone(),
                     Slot::Up {
                         conn,
-                        replacing: None,
+                        replacing: Vec::new(),
                     },
                 );
                 Ok((queue, None))
@@ -242,53 +270,63 @@ impl<C: Clone, Q> Peers<C, Q> {
             Some(Slot::Up {
                 conn: old,
                 replacing,
-            }) if *replacing == Some(attempt) => {
+            }) => {
                 let old = std::mem::replace(old, conn);
-                *replacing = None;
+                replacing.clear();
                 Ok((Vec::new(), Some(old)))
             }
-            _ => Err(conn),
+            None => Err(conn),
         }
     }
 
-    /// Whether `attempt` still owns `peer`'s slot (a dial superseded by the peer's own
+    /// Whether `attempt` still owns part of `peer`'s slot (a dial superseded by the peer's own
     /// connection must stop rather than replace it).
     pub fn owns(&self, peer: &NodeName, attempt: u64) -> bool {
-        matches!(self.slots.get(peer), Some(Slot::Connecting { attempt: a, .. }) if *a == attempt)
+        match self.slots.get(peer) {
+            Some(Slot::Connecting { dial, accepts, .. }) => {
+                *dial == Some(attempt) || accepts.contains(&attempt)
+            }
+            Some(Slot::Up { replacing, .. }) => replacing.contains(&attempt),
+            None => false,
+        }
     }
 
     /// Our dial `attempt` was answered `nok`: the peer is connecting to us and its attempt
-    /// wins. The slot (and its queue) waits for that connection instead of failing. Returns
-    /// whether the attempt still owned the slot.
+    /// wins. The slot (and its queue) waits for that connection instead of failing; the dial
+    /// keeps its place until [`Peers::failed`] ends the wait. Returns whether the attempt
+    /// still owned the slot.
     pub fn await_peer(&mut self, peer: &NodeName, attempt: u64) -> bool {
-        match self.slots.get_mut(peer) {
-            Some(Slot::Connecting {
-                attempt: a,
-                dialing,
-                ..
-            }) if *a == attempt => {
-                *dialing = false;
-                true
-            }
-            _ => false,
-        }
+        matches!(
+            self.slots.get(peer),
+            Some(Slot::Connecting { dial, .. }) if *dial == Some(attempt)
+        )
     }
 
-    /// Attempt `attempt` failed. Returns its queued messages if it owned the slot (which is
-    /// then free).
+    /// Attempt `attempt` failed. When it was the slot's last attempt, the slot is freed and its
+    /// queued messages are returned; otherwise the other attempts go on.
     pub fn failed(&mut self, peer: &NodeName, attempt: u64) -> Option<Vec<Q>> {
         match self.slots.get_mut(peer) {
-            Some(Slot::Connecting { attempt: a, .. }) if *a == attempt => {
+            Some(Slot::Connecting { dial, accepts, .. }) => {
+                if *dial == Some(attempt) {
+                    *dial = None;
+                } else if let Some(i) = accepts.iter().position(|a| *a == attempt) {
+                    accepts.remove(i);
+                } else {
+                    return None;
+                }
+                if dial.is_some() || !accepts.is_empty() {
+                    return None;
+                }
                 match self.slots.remove(peer) {
                     Some(Slot::Connecting { queue, .. }) => Some(queue),
                     _ => Some(Vec::new()),
                 }
             }
-            Some(Slot::Up { replacing, .. }) if *replacing == Some(attempt) => {
-                *replacing = None;
+            Some(Slot::Up { replacing, .. }) => {
+                replacing.retain(|a| *a != attempt);
                 None
             }
-            _ => None,
+            None => None,
         }
     }
 
@@ -391,45 +429,88 @@ mod tests {
         let mut p = T::default();
         let b = n("b@h");
         let Route::Dial(ours) = p.route(&b, "m1", true) else {
-            panic!()
+            panic!("dial")
         };
         // The peer (greater name) refused our dial before its own hello reached us.
         assert!(p.await_peer(&b, ours));
         assert!(matches!(p.route(&b, "m2", true), Route::Queued));
         let Hello::Accept { attempt, status } = p.hello(&b, false) else {
-            panic!()
+            panic!("accept")
         };
-        assert_eq!(status, Status::Ok);
+        assert_eq!(status, Status::OkSimultaneous);
         let (queued, _) = p.established(&b, attempt, 1).ok().unwrap();
         assert_eq!(queued, vec!["m1", "m2"]);
         // Had it never come, the wait would have failed the original attempt.
         let c = n("c@h");
         let Claim::Dial(a) = p.claim_dial(&c) else {
-            panic!()
+            panic!("dial")
         };
         assert!(p.await_peer(&c, a));
         assert_eq!(p.failed(&c, a), Some(vec![]));
     }
 
     #[test]
-    fn alive_replaces_only_when_the_replacement_completes() {
+    fn a_strangers_hello_never_cancels_our_dial() {
+        let mut p = T::default();
+        let b = n("b@h");
+        let Route::Dial(ours) = p.route(&b, "m1", true) else {
+            panic!("dial")
+        };
+        // Someone claiming b's name, which compares greater: accepted beside our dial.
+        let Hello::Accept { attempt, status } = p.hello(&b, false) else {
+            panic!("accept")
+        };
+        assert_eq!(status, Status::OkSimultaneous);
+        assert!(p.owns(&b, ours), "our dial goes on");
+        // It never authenticates; our dial connects and takes the queue.
+        assert_eq!(p.failed(&b, attempt), None);
+        let (queued, _) = p.established(&b, ours, 3).ok().unwrap();
+        assert_eq!(queued, vec!["m1"]);
+    }
+
+    #[test]
+    fn a_dial_starts_beside_incoming_handshakes_and_the_first_to_finish_wins() {
+        let mut p = T::default();
+        let b = n("b@h");
+        let Hello::Accept {
+            attempt: theirs, ..
+        } = p.hello(&b, true)
+        else {
+            panic!("accept")
+        };
+        assert!(matches!(p.claim_dial(&b), Claim::Accepting));
+        assert!(matches!(p.route(&b, "m1", true), Route::QueuedDialSoon));
+        assert!(
+            matches!(p.route(&b, "m2", true), Route::Queued),
+            "asked for once"
+        );
+        let ours = p.dial_alongside(&b).expect("a dial beside the handshake");
+        assert_eq!(p.dial_alongside(&b), None, "one dial at a time");
+        assert!(matches!(p.claim_dial(&b), Claim::InProgress));
+        let (queued, _) = p.established(&b, ours, 5).ok().unwrap();
+        assert_eq!(queued, vec!["m1", "m2"]);
+        assert_eq!(p.established(&b, theirs, 6).err(), Some(6));
+        assert_eq!(p.dial_alongside(&b), None, "connected");
+    }
+
+    #[test]
+    fn alive_replacements_run_side_by_side_and_the_first_to_complete_wins() {
         let mut p = T::default();
         let b = n("b@h");
         let Hello::Accept { attempt, .. } = p.hello(&b, false) else {
-            panic!()
+            panic!("accept")
         };
         p.established(&b, attempt, 1).ok().unwrap();
-        let Hello::Alive { attempt } = p.hello(&b, false) else {
-            panic!()
+        let Hello::Alive { attempt: first } = p.hello(&b, false) else {
+            panic!("alive")
         };
-        assert_eq!(
-            p.hello(&b, false),
-            Hello::Refuse(Status::Nok),
-            "one at a time"
-        );
+        let Hello::Alive { attempt: second } = p.hello(&b, false) else {
+            panic!("alive")
+        };
         assert_eq!(p.up(&b), Some(&1));
-        let (_, replaced) = p.established(&b, attempt, 2).ok().unwrap();
+        let (_, replaced) = p.established(&b, second, 2).ok().unwrap();
         assert_eq!(replaced, Some(1));
+        assert_eq!(p.established(&b, first, 3).err(), Some(3));
         assert!(
             !p.closed(&b, |c| *c == 1),
             "the replaced one is not the live one"
@@ -439,21 +520,22 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_hello_while_accepting_takes_over_from_the_stale_one() {
+    fn incoming_handshakes_run_side_by_side_boundedly() {
         let mut p = T::default();
         let b = n("b@h");
-        let Hello::Accept { attempt: old, .. } = p.hello(&b, true) else {
-            panic!()
-        };
-        let Hello::Accept {
-            attempt: new,
-            status,
-        } = p.hello(&b, true)
-        else {
-            panic!()
-        };
-        assert_eq!(status, Status::Ok);
-        assert_eq!(p.established(&b, old, 1).err(), Some(1));
-        assert!(p.established(&b, new, 2).is_ok());
+        let mut attempts = Vec::new();
+        for _ in 0..MAX_ACCEPTS + 1 {
+            let Hello::Accept { attempt, status } = p.hello(&b, true) else {
+                panic!("accept")
+            };
+            assert_eq!(status, Status::Ok);
+            attempts.push(attempt);
+        }
+        assert!(!p.owns(&b, attempts[0]), "the oldest was evicted");
+        // A later one authenticates first; the others then own nothing.
+        assert!(p.established(&b, attempts[2], 2).is_ok());
+        for a in [attempts[1], attempts[3]] {
+            assert!(!p.owns(&b, a));
+        }
     }
 }

@@ -88,6 +88,9 @@ pub struct Entry {
 pub struct ProcTable {
     node: Atom,
     creation: u32,
+    /// Every creation this node has had in this run (pids of earlier ones still route; pids
+    /// of a previous run of the same node name are dead).
+    creations: Vec<u32>,
     next_id: u32,
     procs: BTreeMap<u32, Entry>,
     names: BTreeMap<Atom, u32>,
@@ -118,6 +121,7 @@ impl ProcTable {
         ProcTable {
             node: Atom::from(node),
             creation,
+            creations: vec![creation],
             next_id: first_id,
             procs: BTreeMap::new(),
             names: BTreeMap::new(),
@@ -132,6 +136,9 @@ impl ProcTable {
     /// The node's creation, as pids minted now carry it.
     pub fn set_creation(&mut self, creation: u32) {
         self.creation = creation;
+        if !self.creations.contains(&creation) {
+            self.creations.push(creation);
+        }
     }
 
     /// The pid of local process `id`.
@@ -144,9 +151,10 @@ impl ProcTable {
         }
     }
 
-    /// Whether `pid` is one of ours (by node name: pids of our earlier creations still route).
+    /// Whether `pid` is one of ours: our node name and a creation of this run (pids of our
+    /// earlier creations still route; a previous run's pids, same name, are dead processes).
     pub fn is_local(&self, pid: &Pid) -> bool {
-        pid.node == self.node
+        pid.node == self.node && self.creations.contains(&pid.creation)
     }
 
     /// Adds a process; returns its id.

@@ -20,8 +20,19 @@ use super::{lock, Inner};
 use crate::net::warn::Verdict;
 
 impl Inner {
-    pub(super) fn is_local(&self, pid: &Pid) -> bool {
+    /// Whether `pid` names our node (whatever its creation): such a pid is never routed to a
+    /// peer.
+    pub(super) fn is_our_node(&self, pid: &Pid) -> bool {
         pid.node.as_str() == self.cfg.name.as_str()
+    }
+
+    /// Whether `pid` is a process of this run of our node: our name and one of our creations.
+    /// A pid of a previous run under the same name is a dead process, as in erts: messages to
+    /// it are dropped, and monitors and links on it end with `noproc`.
+    pub(super) fn is_local(&self, pid: &Pid) -> bool {
+        self.is_our_node(pid)
+            && (pid.creation == self.creation.load(std::sync::atomic::Ordering::Relaxed)
+                || lock(&self.procs).is_local(pid))
     }
 
     /// Puts a message in local process `id`'s mailbox (dropped if it does not exist).
@@ -146,7 +157,11 @@ impl Inner {
         if self.is_local(pid) {
             return true;
         }
-        debug!(peer = %conn.peer.name, "signal for a pid of another node ({}) dropped", pid.node.as_str());
+        if self.is_our_node(pid) {
+            debug!(peer = %conn.peer.name, creation = pid.creation, "signal for a pid of a previous run of this node dropped");
+        } else {
+            debug!(peer = %conn.peer.name, "signal for a pid of another node ({}) dropped", pid.node.as_str());
+        }
         false
     }
 }
@@ -169,7 +184,8 @@ impl Dispatch for Inner {
                 debug!(peer = %conn.peer.name, "message to an alias dropped: we create no aliases");
             }
             Control::Link { from, to } => {
-                if self.local_pid_ok(&to, conn) {
+                // A pid of a previous run of this node is answered `noproc` by the table.
+                if self.is_our_node(&to) {
                     let fx = lock(&self.procs).remote_link(&from, &to);
                     self.execute(fx);
                 }

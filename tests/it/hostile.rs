@@ -1,0 +1,414 @@
+//! Attacks found by an independent attack on the robustness work, each turned into a test:
+//! a stranger using a node's name, subscriptions of dead pids, replies that would dial ghost
+//! nodes, peers that hold the receive budget, pids of a previous run of a node, and a node
+//! whose connection drops and comes back.
+
+use std::time::{Duration, Instant};
+
+use cluster::beacon::{BeaconClient, Registration};
+use cluster::dist::proto::{handshake, Control};
+use cluster::dist::term::{atom, binary, tuple, Pid, Ref, Term};
+use cluster::dist::{Call, CallError, Ctx, Dest, From, Node, NodeName, Process};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::util::{heavy, node_config, start_node, wait_for, Daemon, RawPeer};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn n(s: &str) -> NodeName {
+    NodeName::parse(s).unwrap()
+}
+
+/// A connection to `node`'s distribution port that says it is `claimed` and then stalls.
+async fn claim_name(epmd_port: u16, node: &Node, claimed: &str) -> TcpStream {
+    let port = cluster::epmd::EpmdClient::new("127.0.0.1", epmd_port)
+        .port_please(node.name().alive())
+        .await
+        .unwrap()
+        .unwrap()
+        .port;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let local = handshake::LocalInfo {
+        name: n(claimed),
+        flags: cluster::dist::proto::flags::advertised(true),
+        creation: 1,
+    };
+    let mut hs = handshake::Initiator::new(
+        local,
+        node.name().clone(),
+        cluster::dist::Cookie::new("whatever"),
+        1,
+    );
+    let hello = hs.send_name();
+    let mut framed = (hello.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&hello);
+    s.write_all(&framed).await.unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_using_a_nodes_name_cannot_keep_us_from_it() {
+    let epmd = Daemon::start().await;
+    let me = start_node("m@127.0.0.1", &epmd, "c").await;
+    // One name compares greater than ours, one smaller: both orders of simultaneous connect.
+    for target in ["zz@127.0.0.1", "a@127.0.0.1"] {
+        // A stranger keeps a handshake open under the target's name, renewed every 200 ms.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let flood = {
+            let (stop, epmd_port, me) = (stop.clone(), epmd.port, me.clone());
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while !stop.is_cancelled() {
+                    held.push(claim_name(epmd_port, &me, target).await);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                held.len()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The real node comes up while the stranger holds a handshake under its name.
+        let real = start_node(target, &epmd, "c").await;
+        let mut inbox = real.register("inbox").unwrap();
+        let t = Instant::now();
+        me.connect(real.name())
+            .await
+            .unwrap_or_else(|e| panic!("connect to {target} despite the stranger: {e}"));
+        let took = t.elapsed();
+        me.send(&Dest::name("inbox", real.name()), atom("hi"))
+            .unwrap();
+        assert_eq!(
+            tokio::time::timeout(DEADLINE, inbox.recv()).await.unwrap(),
+            Some(atom("hi"))
+        );
+        println!("connected to {target} in {took:?} despite a stranger using its name");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        stop.cancel();
+        flood.await.unwrap();
+        real.shutdown().await;
+    }
+}
+
+/// Counts subscribers of a service, from its `sys:get_state`.
+async fn subscriber_count(node: &Node, service: &str) -> usize {
+    let state = node
+        .get_state(&Dest::name(service, node.name()), DEADLINE)
+        .await
+        .unwrap();
+    match state.map_get_atom("subscribers") {
+        Some(Term::Int(n)) => *n as usize,
+        Some(t) => t.as_list().map_or(0, <[Term]>::len),
+        None => panic!("no subscribers in {state}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_of_dead_or_unreachable_pids_are_dropped() {
+    let epmd = Daemon::start().await;
+    let mut cfg = node_config("beacon1@127.0.0.1", &epmd, "c");
+    cfg.setup_time = Duration::from_secs(2);
+    let beacon = Node::start(cfg).await.unwrap();
+    assert!(cluster::beacon::server::start(&beacon));
+    wait_for("the beacon", DEADLINE, || async {
+        beacon.is_registered("beacon").then_some(())
+    })
+    .await;
+    let mut raw = RawPeer::connect("raw@127.0.0.1", "beacon1@127.0.0.1", epmd.port, "c").await;
+    // Dead pids of the beacon's own node, and pids of a node that does not exist.
+    for service in ["beacon", "cluster_events"] {
+        for i in 0..500u32 {
+            let dead = Pid::new("beacon1@127.0.0.1", 100_000 + i, 0, beacon.creation());
+            let ghost = Pid::new("ghost@127.0.0.1", i, 0, 1);
+            for pid in [dead, ghost] {
+                let ctl = Control::RegSend {
+                    from: raw.pid(1),
+                    to: service.into(),
+                };
+                raw.send(&ctl, Some(&tuple(vec![atom("subscribe"), Term::Pid(pid)])))
+                    .await;
+            }
+        }
+    }
+    for service in ["beacon", "cluster_events"] {
+        let left = wait_for(
+            &format!("{service}'s dead subscribers gone"),
+            DEADLINE,
+            || async {
+                let c = subscriber_count(&beacon, service).await;
+                (c == 0).then_some(c)
+            },
+        )
+        .await;
+        assert_eq!(left, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_never_dial_so_ghost_callers_cannot_use_up_the_dials() {
+    let epmd = Daemon::start().await;
+    let mut cfg = node_config("beacon1@127.0.0.1", &epmd, "c");
+    cfg.max_dials = 8;
+    let beacon = Node::start(cfg).await.unwrap();
+    assert!(cluster::beacon::server::start(&beacon));
+    wait_for("the beacon", DEADLINE, || async {
+        beacon.is_registered("beacon").then_some(())
+    })
+    .await;
+    // Ghost nodes: registered with the port mapper, on a port that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let _accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let epmd_client = cluster::epmd::EpmdClient::new("127.0.0.1", epmd.port);
+    let mut ghosts = Vec::new();
+    for i in 0..20 {
+        let entry = cluster::epmd::NodeEntry::new(format!("ghost{i}"), silent_port);
+        ghosts.push(epmd_client.register(entry).await.unwrap());
+    }
+    // Calls whose replies go to the ghosts, from a peer that is connected.
+    let mut raw = RawPeer::connect("raw@127.0.0.1", "beacon1@127.0.0.1", epmd.port, "c").await;
+    for i in 0..200u32 {
+        let from = Pid::new(&format!("ghost{}@127.0.0.1", i % 20), i, 0, 1);
+        let call = tuple(vec![
+            atom("$gen_call"),
+            tuple(vec![
+                Term::Pid(from),
+                Term::Ref(Ref::new("raw@127.0.0.1", 1, &[i, 0, 0])),
+            ]),
+            atom("get_nodes"),
+        ]);
+        let ctl = Control::RegSend {
+            from: raw.pid(1),
+            to: "beacon".into(),
+        };
+        raw.send(&ctl, Some(&call)).await;
+    }
+    // A real node registered on its behalf is still reached at once.
+    let real = start_node("real@127.0.0.1", &epmd, "c").await;
+    let client_node = start_node("client@127.0.0.1", &epmd, "c").await;
+    let client = BeaconClient::new(client_node.clone(), n("beacon1@127.0.0.1"));
+    client
+        .register(Registration {
+            node: "real@127.0.0.1".into(),
+            module: "Elixir.Gate".into(),
+            resource: "gate".into(),
+            requirements: vec![],
+        })
+        .await
+        .unwrap();
+    let t = Instant::now();
+    wait_for("real online", Duration::from_secs(5), || async {
+        let nodes = client.nodes().await.ok()?;
+        nodes
+            .iter()
+            .any(|e| e.node == "real@127.0.0.1" && e.status == "online")
+            .then_some(())
+    })
+    .await;
+    println!(
+        "registered on behalf of a real node in {:?} with 200 ghost replies pending",
+        t.elapsed()
+    );
+    assert!(beacon.nodes().contains(real.name()));
+    assert!(
+        !beacon
+            .nodes()
+            .iter()
+            .any(|n| n.as_str().starts_with("ghost")),
+        "no connection to a ghost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_trickling_huge_frames_cannot_starve_an_honest_one() {
+    let _serial = heavy().await;
+    let epmd = Daemon::start().await;
+    let mut cfg = node_config("victim@127.0.0.1", &epmd, "c");
+    cfg.ticktime = Duration::from_secs(4);
+    cfg.receive_budget = 64 << 20;
+    cfg.max_message = 64 << 20;
+    let victim = Node::start(cfg).await.unwrap();
+    let mut inbox = victim.register("inbox").unwrap();
+    // Four peers announce 60 MiB frames and send a byte a second.
+    let mut trickles = Vec::new();
+    for i in 0..4 {
+        let mut raw = RawPeer::connect(
+            &format!("t{i}@127.0.0.1"),
+            "victim@127.0.0.1",
+            epmd.port,
+            "c",
+        )
+        .await;
+        raw.write(&(60u32 << 20).to_be_bytes()).await;
+        raw.write(&[131]).await;
+        trickles.push(tokio::spawn(async move {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                raw.write(&[0]).await;
+            }
+            raw
+        }));
+    }
+    // An honest node sends a few large messages (fragments, so they need budget to put back
+    // together) over ten seconds: more than two tick times.
+    let honest = start_node("honest@127.0.0.1", &epmd, "c").await;
+    let mut events = honest.monitor_nodes();
+    for i in 0..10u8 {
+        honest
+            .send(
+                &Dest::name("inbox", victim.name()),
+                binary(vec![i; 300_000]),
+            )
+            .unwrap();
+        let got = tokio::time::timeout(DEADLINE, inbox.recv())
+            .await
+            .expect("delivered")
+            .unwrap();
+        assert_eq!(got.as_binary().map(|b| (b.len(), b[0])), Some((300_000, i)));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    while let Some(ev) = events.try_recv() {
+        assert!(
+            !matches!(ev, cluster::dist::NodeEvent::Down { .. }),
+            "the honest peer was dropped: {ev:?}"
+        );
+    }
+    for t in trickles {
+        t.abort();
+    }
+}
+
+/// Answers `whoami` with its own pid.
+struct Svc;
+
+impl Process for Svc {
+    fn name(&self) -> String {
+        "svc".into()
+    }
+    fn handle_call(&mut self, ctx: &mut Ctx<'_>, _from: &From, _request: Term) -> Call {
+        Call::Reply(Term::Pid(ctx.pid()))
+    }
+    fn state(&self) -> Term {
+        atom("svc")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pids_of_a_previous_run_of_a_node_are_dead() {
+    let epmd = Daemon::start().await;
+    let client = start_node("client@127.0.0.1", &epmd, "c").await;
+    let first = start_node("phoenix@127.0.0.1", &epmd, "c").await;
+    // Give svc a high id, so that the next run can be made to reuse it.
+    let fillers: Vec<_> = (0..50).map(|_| first.spawn_mailbox()).collect();
+    first.spawn_process(&["svc"], Svc).unwrap();
+    let old = client
+        .call(&Dest::name("svc", first.name()), atom("whoami"), DEADLINE)
+        .await
+        .unwrap();
+    let Term::Pid(old) = old else {
+        panic!("{old:?}")
+    };
+    drop(fillers);
+    first.shutdown().await;
+    // The same name again: a new creation, and svc again under the same process id.
+    let second = start_node("phoenix@127.0.0.1", &epmd, "c").await;
+    assert_ne!(second.creation(), old.creation);
+    let mut fillers = Vec::new();
+    loop {
+        let mb = second.spawn_mailbox();
+        let id = mb.pid().id;
+        fillers.push(mb);
+        assert!(id < old.id, "ids run sequentially from the same start");
+        if id + 1 == old.id {
+            break;
+        }
+    }
+    second.spawn_process(&["svc"], Svc).unwrap();
+    let new = client
+        .call(&Dest::name("svc", second.name()), atom("whoami"), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(
+        new.as_pid().map(|p| p.id),
+        Some(old.id),
+        "same id, new creation"
+    );
+    // A call to the old pid fails as to a dead process; it is not answered by the new one.
+    let r = client
+        .call(
+            &Dest::Pid(old.clone()),
+            atom("whoami"),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(matches!(r, Err(CallError::NoProc)), "{r:?}");
+    // An exit signal to the old pid does not reach the new process.
+    client.exit(&old, atom("kill")).unwrap();
+    let again = client
+        .call(&Dest::name("svc", second.name()), atom("whoami"), DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(again, new, "the new process lives on");
+    // A link to the old pid ends at once with noproc.
+    let mut me = client.spawn_mailbox();
+    me.trap_exit(true);
+    me.link(&old).unwrap();
+    let exit = tokio::time::timeout(DEADLINE, me.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        exit,
+        tuple(vec![atom("EXIT"), Term::Pid(old.clone()), atom("noproc")])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_connection_comes_back_is_online_again_without_registering() {
+    let epmd = Daemon::start().await;
+    let beacon = start_node("beacon1@127.0.0.1", &epmd, "c").await;
+    assert!(cluster::beacon::server::start(&beacon));
+    wait_for("the beacon", DEADLINE, || async {
+        beacon.is_registered("beacon").then_some(())
+    })
+    .await;
+    let gate = start_node("gate@127.0.0.1", &epmd, "c").await;
+    let client = BeaconClient::new(gate.clone(), beacon.name().clone());
+    client
+        .register(Registration {
+            node: "gate@127.0.0.1".into(),
+            module: "Elixir.Gate".into(),
+            resource: "gate".into(),
+            requirements: vec![],
+        })
+        .await
+        .unwrap();
+    let status = |want: &'static str| {
+        let client = client.clone();
+        async move {
+            let nodes = client.nodes().await.ok()?;
+            nodes
+                .iter()
+                .any(|e| e.node == "gate@127.0.0.1" && e.status == want)
+                .then_some(())
+        }
+    };
+    wait_for("online", DEADLINE, || status("online")).await;
+    assert!(gate.disconnect(beacon.name()));
+    // Offline while disconnected (seen by the beacon itself, which we ask in-process).
+    let local = BeaconClient::new(beacon.clone(), beacon.name().clone());
+    wait_for("offline", DEADLINE, || async {
+        let nodes = local.nodes().await.ok()?;
+        nodes
+            .iter()
+            .any(|e| e.node == "gate@127.0.0.1" && e.status == "offline")
+            .then_some(())
+    })
+    .await;
+    // The next call reconnects: the same incarnation is online again.
+    wait_for("online again", DEADLINE, || status("online")).await;
+}
