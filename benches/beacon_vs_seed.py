@@ -7,7 +7,8 @@
 Both beacons run as their own OS process behind one port mapper. Three real gate_manager nodes
 (plain erl) run too, so that both beacons offer the same three providers (ours offers online
 providers only). The client registers a gate (requiring gate_manager) and the three
-gate_managers with each beacon, plus --registrations filler nodes of another resource, then
+gate_managers with each beacon, plus --registrations filler nodes of another resource (each
+requiring one resource, as real nodes do), then
 makes --calls sequential GenServer.call({BeaconServer.Beacon, Beacon}, {get_requirements,
 Gate}) and reports calls/s. A beacon whose offer scans its registry slows down with the
 fillers; ours indexes providers by resource. Sequential calls are bounded by the loopback
@@ -42,7 +43,8 @@ if call.({:get_requirements, gate}) == nil do
     :ok = call.({:register, {:"gm#{i}@127.0.0.1", GateManager.Interface, :gate_manager, []}})
   end
   for i <- 1..fillers//1 do
-    :ok = call.({:register, {:"filler#{i}@127.0.0.1", Filler.Interface, :filler, []}})
+    # Like real nodes, each filler requires something (a gate needs a gate_manager).
+    :ok = call.({:register, {:"filler#{i}@127.0.0.1", Filler.Interface, :filler, [:data_service]}})
   end
 end
 # Our beacon offers a provider once it is connected to it: wait (bounded) for all three.

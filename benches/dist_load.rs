@@ -58,6 +58,10 @@ struct Args {
     /// default [default: env DIST_LOAD_THREADS, else 0].
     #[arg(long, env = "DIST_LOAD_THREADS", default_value_t = 0)]
     threads: usize,
+    /// Microseconds to spin before sleeping while busy, as `cluster start --spin`
+    /// [default: env DIST_LOAD_SPIN, else cluster's default].
+    #[arg(long, env = "DIST_LOAD_SPIN", default_value_t = cluster::net::spin::DEFAULT_SPIN.as_micros() as u64)]
+    spin: u64,
 }
 
 fn main() {
@@ -65,21 +69,20 @@ fn main() {
     let argv = std::env::args().filter(|a| a != "--bench");
     let args = Args::parse_from(argv);
     match args.mode {
-        Mode::RawEcho => return raw_echo(),
+        Mode::RawEcho => return raw_echo(&args),
         Mode::RawPingpong => return raw_pingpong(&args),
         _ => {}
     }
-    let rt = if args.threads == 0 {
+    let mut builder = if args.threads == 0 {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    }
-    .expect("runtime");
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(args.threads);
+        b
+    };
+    // As `cluster start` does by default.
+    cluster::net::spin::install(&mut builder, Duration::from_micros(args.spin));
+    let rt = builder.enable_all().build().expect("runtime");
     rt.block_on(run(args));
 }
 
@@ -131,20 +134,37 @@ async fn receiver(args: &Args) {
     }
 }
 
-fn raw_echo() {
-    use std::io::{Read, Write};
+fn raw_echo(args: &Args) {
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     println!("ready {}", listener.local_addr().expect("addr").port());
+    let spin = args.spin > 0;
     for stream in listener.incoming() {
         let Ok(mut s) = stream else { continue };
         let _ = s.set_nodelay(true);
+        let _ = s.set_nonblocking(spin);
         let mut buf = [0u8; 64];
-        while s.read_exact(&mut buf).is_ok() && s.write_all(&buf).is_ok() {}
+        while read_full(&mut s, &mut buf).is_ok() && s.write_all(&buf).is_ok() {}
     }
 }
 
+/// Reads exactly `buf.len()` bytes; on a non-blocking socket, by polling (the spinning floor).
+fn read_full(s: &mut std::net::TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut at = 0;
+    while at < buf.len() {
+        match s.read(&mut buf[at..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn raw_pingpong(args: &Args) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let port: u16 = args
         .target
         .as_deref()
@@ -152,12 +172,13 @@ fn raw_pingpong(args: &Args) {
         .expect("--target PORT");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_nodelay(true).expect("nodelay");
+    s.set_nonblocking(args.spin > 0).expect("nonblocking");
     let mut buf = [0u8; 64];
     let mut rtts = Vec::with_capacity(args.count);
     for i in 0..args.count + 1000 {
         let t = Instant::now();
         s.write_all(&buf).expect("write");
-        s.read_exact(&mut buf).expect("read");
+        read_full(&mut s, &mut buf).expect("read");
         if i >= 1000 {
             rtts.push(t.elapsed());
         }

@@ -9,7 +9,9 @@ fresh port. Each side runs one node per OS process, two processes per test:
 - throughput: a sender pushes N 64-byte binaries to a registered `sink` on another node, which
   answers `done` after the N-th; time from first send to `done`. Rust->Rust vs erl->erl.
 - ping-pong: `{Self, <<64 bytes>>}` to a registered `echo` that sends it back; p50/p99 of
-  round trips after 1000 warm-up trips. Rust->Rust vs erl->erl.
+  round trips after 1000 warm-up trips. Rust->Rust vs erl->erl, Rust both as `cluster start`
+  runs by default (threads poll their sockets briefly before sleeping, see src/net/spin.rs)
+  and with spinning off; the raw TCP floor both blocking and polling.
 - ping wall time: `cluster ping NODE` vs `erl -noshell -name .. -eval 'net_adm:ping(NODE)'`,
   whole process, median of --pings runs.
 - idle RSS: a started, connected-to-nothing `cluster start` node vs `erl -noshell -name`.
@@ -164,11 +166,16 @@ def main():
         # Receivers for both sides.
         rr = env.spawn([load, "receiver", "--name", "rrecv@127.0.0.1", "--epmd-port", str(env.port)])
         wait_ready(rr, "rust receiver")
+        # The same receiver with spinning off (`cluster start --spin 0`), for the figure
+        # without busy-waiting.
+        nospin = dict(os.environ, DIST_LOAD_SPIN="0")
+        rq = env.spawn([load, "receiver", "--name", "rquiet@127.0.0.1", "--epmd-port", str(env.port)], nospin)
+        wait_ready(rq, "rust receiver without spinning")
         cmd, e = erl_cmd("erecv@127.0.0.1", env.port, ERL_RECEIVER)
         er = env.spawn(cmd, e)
         wait_ready(er, "erl receiver")
 
-        rust_rates, erl_rates, rust_rtt, erl_rtt = [], [], [], []
+        rust_rates, erl_rates, rust_rtt, erl_rtt, quiet_rtt = [], [], [], [], []
         for i in range(args.runs):
             out = run_ok([load, "throughput", "--name", f"rsend{i}@127.0.0.1", "--target",
                           "rrecv@127.0.0.1", "--count", str(args.msgs), "--epmd-port", str(env.port)])
@@ -179,6 +186,10 @@ def main():
             out = run_ok([load, "pingpong", "--name", f"rping{i}@127.0.0.1", "--target",
                           "rrecv@127.0.0.1", "--count", str(args.rtts), "--epmd-port", str(env.port)])
             rust_rtt.append(parse_rtt(out))
+            out = run_ok([load, "pingpong", "--name", f"rquietping{i}@127.0.0.1", "--target",
+                          "rquiet@127.0.0.1", "--count", str(args.rtts), "--epmd-port", str(env.port)],
+                         nospin)
+            quiet_rtt.append(parse_rtt(out))
             cmd, e = erl_cmd(f"eping{i}@127.0.0.1", env.port,
                              ERL_PINGPONG % {"target": "erecv@127.0.0.1", "n": args.rtts})
             erl_rtt.append(parse_rtt(run_ok(cmd, e)))
@@ -187,19 +198,31 @@ def main():
         print(f"64-byte msgs   Rust->Rust {rr_best / 1e6:6.3f} M/s   erl->erl {er_best / 1e6:6.3f} M/s"
               f"   ratio {rr_best / er_best:5.2f}x  (best of {args.runs}: rust {[round(r) for r in rust_rates]},"
               f" erl {[round(r) for r in erl_rates]})")
-        # The floor: plain blocking sockets between two processes, no protocol at all.
-        raw = env.spawn([load, "raw-echo"])
+        # The floors: plain sockets between two processes, no protocol at all; blocking (each
+        # side sleeps in read, as a node that does not spin) and polling (each side spins).
+        raw = env.spawn([load, "raw-echo"], nospin)
         raw_port = raw.stdout.readline().split()[1]
         raw_rtt = [parse_rtt(run_ok([load, "raw-pingpong", "--target", raw_port,
-                                     "--count", str(args.rtts)])) for _ in range(args.runs)]
+                                     "--count", str(args.rtts)], nospin)) for _ in range(args.runs)]
+        raw_spin = env.spawn([load, "raw-echo"])
+        spin_port = raw_spin.stdout.readline().split()[1]
+        spin_rtt = [parse_rtt(run_ok([load, "raw-pingpong", "--target", spin_port,
+                                      "--count", str(args.rtts)])) for _ in range(args.runs)]
         rp50, rp99 = min(rust_rtt)
+        qp50, qp99 = min(quiet_rtt)
         ep50, ep99 = min(erl_rtt)
         fp50, fp99 = min(raw_rtt)
+        sp50, sp99 = min(spin_rtt)
         print(f"ping-pong p50  Rust {rp50:6.1f} us   erl {ep50:6.1f} us   ratio {rp50 / ep50:5.2f}x")
         print(f"ping-pong p99  Rust {rp99:6.1f} us   erl {ep99:6.1f} us   ratio {rp99 / ep99:5.2f}x"
               f"  (runs: rust {rust_rtt}, erl {erl_rtt})")
-        print(f"ping-pong floor: raw TCP p50 {fp50:.1f} us p99 {fp99:.1f} us; above the floor at p50:"
-              f" Rust +{rp50 - fp50:.1f} us, erl +{ep50 - fp50:.1f} us")
+        print(f"ping-pong, no spinning  Rust p50 {qp50:6.1f} us p99 {qp99:6.1f} us"
+              f"   ratio to erl p50 {qp50 / ep50:5.2f}x p99 {qp99 / ep99:5.2f}x  (runs: {quiet_rtt})")
+        print(f"ping-pong floors: raw TCP blocking p50 {fp50:.1f} us p99 {fp99:.1f} us,"
+              f" polling p50 {sp50:.1f} us p99 {sp99:.1f} us")
+        print(f"above the blocking floor at p50: Rust without spinning +{qp50 - fp50:.1f} us,"
+              f" erl +{ep50 - fp50:.1f} us, ratio {(qp50 - fp50) / (ep50 - fp50):5.2f}x;"
+              f" Rust spinning above the polling floor +{rp50 - sp50:.1f} us")
 
         # Ping wall time against a cluster node.
         target = env.spawn([CLUSTER, "start", "--name", "ptarget@127.0.0.1", "--cookie", COOKIE,

@@ -529,7 +529,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__start)
-            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-message-size --busy-limit --receive-budget --no-auto-connect --hidden --threads --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-message-size --busy-limit --receive-budget --no-auto-connect --hidden --threads --spin --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -572,6 +572,10 @@ _cluster() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

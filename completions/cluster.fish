@@ -51,6 +51,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand start" -l max-message-si
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l busy-limit -d 'Bytes queued to one peer before senders that wait are held back (like erl\'s +zdbbl)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l receive-budget -d 'Bytes of large incoming messages buffered at once across all connections (raised to --max-message-size if lower)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l threads -d 'Runtime threads. One (the default) runs the whole node on one thread: no wake-up ever crosses threads, which halves the cost of a message. More suit roles whose processes do heavy work of their own' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l spin -d 'Microseconds a busy node\'s threads poll its sockets before sleeping (like erl\'s +sbwt): a message then costs no wake-up. 0 never spins; an idle node never spins' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l beacon -d 'The beacon to register with [default: the roles file\'s beacon]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r

@@ -109,6 +109,11 @@ pub struct StartArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    /// Microseconds a busy node's threads poll its sockets before sleeping (like erl's
+    /// +sbwt): a message then costs no wake-up. 0 never spins; an idle node never spins.
+    #[arg(long, value_name = "MICROS", default_value_t = cluster::net::spin::DEFAULT_SPIN.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    spin: u64,
     /// The beacon to register with [default: the roles file's beacon].
     #[arg(long, env = "CLUSTER_BEACON", value_name = "NODE")]
     beacon: Option<NodeName>,
@@ -194,16 +199,15 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| settings.roles.as_ref().map(|r| r.cluster.mesh));
     cfg.global = mesh != Some(cluster::config::Mesh::Requirements);
     raise_fd_limit();
-    let rt = if args.threads == 1 {
+    let mut builder = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(usize::from(args.threads))
-            .enable_all()
-            .build()?
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(args.threads));
+        b
     };
+    cluster::net::spin::install(&mut builder, Duration::from_micros(args.spin));
+    let rt = builder.enable_all().build()?;
     rt.block_on(async move {
         let node = Node::start(cfg)
             .await

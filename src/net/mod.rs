@@ -11,12 +11,15 @@
 //! TLS distribution slots in here as a transport that wraps TCP streams (and uses a 4-byte
 //! handshake length, as OTP's `inet_tls_dist` does).
 //!
+//! [`spin`] lets runtime threads busy-wait briefly on the node's sockets before sleeping.
+//!
 //! [`gate`] is the shared guard in front of every listener: a cap on handshakes in progress
 //! that evicts the oldest idle one rather than refusing a newcomer, a per-source limit, and
 //! log lines that summarise floods instead of repeating them.
 
 pub mod gate;
 pub mod memory;
+pub mod spin;
 pub mod tcp;
 pub mod warn;
 

@@ -56,6 +56,7 @@ impl Listener for TcpListen {
         async move {
             let (stream, addr) = self.listener.accept().await?;
             let _ = stream.set_nodelay(true);
+            super::spin::watch(std::os::fd::AsFd::as_fd(&stream));
             Ok((
                 Box::new(stream) as BoxStream,
                 PeerAddr::Ip(addr.ip(), addr.port()),
@@ -238,6 +239,7 @@ impl Transport for TcpTransport {
                     Ok(Ok(s)) => s,
                 };
             let _ = stream.set_nodelay(true);
+            super::spin::watch(std::os::fd::AsFd::as_fd(&stream));
             Ok(Box::new(stream) as BoxStream)
         }
         .boxed()
