@@ -94,7 +94,25 @@ pub fn run(global: &GlobalOpts, args: NamesArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn row(entry: NodeEntry) -> NameRow {
+    NameRow {
+        role: entry.extra_text().map(str::to_owned),
+        node_type: Some(entry.node_type),
+        highest: Some(entry.highest),
+        lowest: Some(entry.lowest),
+        port: entry.port,
+        name: entry.name,
+    }
+}
+
 async fn list(client: EpmdClient) -> anyhow::Result<Vec<NameRow>> {
+    // Our port mapper answers everything in one reply; OTP's epmd needs NAMES, then a
+    // PORT_PLEASE2 per node for the type and role.
+    if let Some(entries) = client.nodes().await? {
+        let mut rows: Vec<NameRow> = entries.into_iter().map(row).collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        return Ok(rows);
+    }
     let names = client.names().await?;
     let limit = Arc::new(Semaphore::new(LOOKUP_CONCURRENCY));
     let mut lookups = JoinSet::new();

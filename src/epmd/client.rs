@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::proto::{
-    decode_names_reply, decode_port2_reply, Alive2Reply, ControlReply, NamesReply, NodeEntry,
-    ProtoError, Request,
+    decode_names_reply, decode_nodes_reply, decode_port2_reply, Alive2Reply, ControlReply,
+    NamesReply, NodeEntry, ProtoError, Request,
 };
 
 /// Default time allowed for one request and its reply.
@@ -172,6 +172,7 @@ impl EpmdClient {
                 match TcpStream::connect(addr).await {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
+                        crate::net::spin::watch(std::os::fd::AsFd::as_fd(&stream));
                         return Ok(stream);
                     }
                     Err(e) => last = Some(e),
@@ -238,6 +239,19 @@ impl EpmdClient {
             .exchange(&Request::Names, "NAMES_REQ (closed without a reply; busy?)")
             .await?;
         decode_names_reply(&reply).map_err(|e| self.protocol(e))
+    }
+
+    /// NODES (an extension of `cluster epmd`): every registration in one reply. `None` when
+    /// the port mapper does not know the request (OTP's epmd closes without answering); then
+    /// [`EpmdClient::names`] and [`EpmdClient::port_please`] per name give the same.
+    pub async fn nodes(&self) -> Result<Option<Vec<NodeEntry>>, ClientError> {
+        match self.exchange(&Request::Nodes, "NODES_REQ").await {
+            Ok(reply) => decode_nodes_reply(&reply)
+                .map(Some)
+                .map_err(|e| self.protocol(e)),
+            Err(ClientError::Refused { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// PORT_PLEASE2_REQ: a node's registration, or `None` when the name is not registered.

@@ -43,6 +43,9 @@ pub enum Tag {
     KillReq = b'k',
     /// `s`: forcibly unregister one name.
     StopReq = b's',
+    /// `N`: every registration in full, in one reply (an extension of `cluster epmd`; OTP's
+    /// epmd closes the connection without an answer).
+    NodesReq = b'N',
 }
 
 impl TryFrom<u8> for Tag {
@@ -59,6 +62,7 @@ impl TryFrom<u8> for Tag {
             b'd' => Tag::DumpReq,
             b'k' => Tag::KillReq,
             b's' => Tag::StopReq,
+            b'N' => Tag::NodesReq,
             other => return Err(ProtoError::UnknownTag(other)),
         })
     }
@@ -283,6 +287,9 @@ pub enum Request {
         /// The name part before `@`.
         name: String,
     },
+    /// NODES (our extension): every registration in full, so that `cluster names` needs one
+    /// connection instead of one per node.
+    Nodes,
 }
 
 impl Request {
@@ -321,6 +328,7 @@ impl Request {
                 name: decode_trailing_name(body)?,
             },
             Tag::NamesReq => Request::Names,
+            Tag::NodesReq => Request::Nodes,
             Tag::DumpReq => Request::Dump,
             Tag::KillReq => Request::Kill,
             Tag::StopReq => Request::Stop {
@@ -345,6 +353,7 @@ impl Request {
                 out.put_slice(name.as_bytes());
             }
             Request::Names => out.put_u8(Tag::NamesReq as u8),
+            Request::Nodes => out.put_u8(Tag::NodesReq as u8),
             Request::Dump => out.put_u8(Tag::DumpReq as u8),
             Request::Kill => out.put_u8(Tag::KillReq as u8),
             Request::Stop { name } => {
@@ -454,6 +463,28 @@ pub fn decode_port2_reply(buf: &[u8]) -> Result<Option<NodeEntry>, ProtoError> {
         return Err(ProtoError::Trailing(body.len()));
     }
     Ok(Some(entry))
+}
+
+/// Encodes a NODES reply: the tag, then every entry as PORT2_RESP carries one.
+pub fn encode_nodes_reply<'a>(entries: impl Iterator<Item = &'a NodeEntry>, out: &mut BytesMut) {
+    out.put_u8(Tag::NodesReq as u8);
+    for e in entries {
+        e.encode_body(out);
+    }
+}
+
+/// Decodes a whole NODES reply (the server closes the connection after it).
+pub fn decode_nodes_reply(buf: &[u8]) -> Result<Vec<NodeEntry>, ProtoError> {
+    let (&tag, mut body) = buf.split_first().ok_or(ProtoError::Incomplete)?;
+    match Tag::try_from(tag)? {
+        Tag::NodesReq => {}
+        other => return Err(ProtoError::UnexpectedTag(other)),
+    }
+    let mut entries = Vec::new();
+    while !body.is_empty() {
+        entries.push(NodeEntry::decode_body(&mut body)?);
+    }
+    Ok(entries)
 }
 
 /// One line of a NAMES reply.
@@ -751,7 +782,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let tags = b"xzndksvwy?";
+        let tags = b"xzndksvwyN?";
         for _ in 0..20_000 {
             let len = (next() % 64) as usize;
             let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -762,7 +793,36 @@ mod tests {
             let _ = Request::check(&buf);
             let _ = decode_port2_reply(&buf);
             let _ = decode_names_reply(&buf);
+            let _ = decode_nodes_reply(&buf);
             let _ = Alive2Reply::decode(&buf);
         }
+    }
+
+    #[test]
+    fn nodes_replies_round_trip_and_refuse_garbage() {
+        let mut hidden = NodeEntry::new("cli", 4001);
+        hidden.node_type = NodeType::Hidden;
+        let mut gate = NodeEntry::new("gate1", 4000);
+        gate.extra = b"gate".to_vec();
+        let mut out = BytesMut::new();
+        encode_nodes_reply([&gate, &hidden].into_iter(), &mut out);
+        assert_eq!(decode_nodes_reply(&out).unwrap(), vec![gate, hidden]);
+        let mut empty = BytesMut::new();
+        encode_nodes_reply(std::iter::empty(), &mut empty);
+        assert_eq!(decode_nodes_reply(&empty).unwrap(), vec![]);
+        assert_eq!(decode_nodes_reply(&[]), Err(ProtoError::Incomplete));
+        assert!(
+            decode_nodes_reply(&out[..out.len() - 1]).is_err(),
+            "truncated"
+        );
+        assert!(matches!(
+            decode_nodes_reply(b"w\0"),
+            Err(ProtoError::UnexpectedTag(Tag::Port2Resp))
+        ));
+        assert_eq!(
+            Request::decode(b"N").unwrap(),
+            Request::Nodes,
+            "the request is the bare tag"
+        );
     }
 }

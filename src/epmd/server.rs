@@ -29,7 +29,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::proto::{
-    encode_names_line, encode_port2_reply, Alive2Reply, ControlReply, ProtoError, Request,
+    encode_names_line, encode_nodes_reply, encode_port2_reply, Alive2Reply, ControlReply,
+    ProtoError, Request,
 };
 use super::registry::{ConnId, Registry};
 use crate::net::gate::{Gate, Ticket};
@@ -134,7 +135,7 @@ impl Server {
         let mut listeners = Vec::new();
         for ip in listen_addresses(&config.addresses) {
             let addr = SocketAddr::new(ip, port);
-            let listener = TcpListener::bind(addr).await.map_err(|source| {
+            let listener = listen(addr).map_err(|source| {
                 if source.kind() == std::io::ErrorKind::AddrInUse {
                     ServerError::AddrInUse { addr }
                 } else {
@@ -218,6 +219,24 @@ impl Server {
             warn!("port mapper: connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }
+}
+
+/// The accept queue the daemon asks for (the kernel caps it at `net.core.somaxconn`). Every
+/// node on a host asks the port mapper at start, and a node that dials many peers asks too;
+/// on a loaded host the daemon may not get the CPU for a moment, and a short queue then drops
+/// SYNs, which clients only retry a second later.
+const BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's bind does: a restarted daemon can take its port while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 fn listen_addresses(requested: &[IpAddr]) -> Vec<IpAddr> {
@@ -376,6 +395,11 @@ async fn serve_connection(
             encode_port2_reply(shared.registry().lookup(&name).map(|r| &r.entry), &mut out);
             stream.write_all(&out).await
         }
+        Request::Nodes => {
+            let mut out = BytesMut::new();
+            encode_nodes_reply(shared.registry().live().map(|r| &r.entry), &mut out);
+            stream.write_all(&out).await
+        }
         Request::Names => {
             let mut out = BytesMut::new();
             out.put_u32(u32::from(shared.port));
@@ -436,6 +460,7 @@ fn request_kind(req: &Request) -> &'static str {
         Request::PortPlease2 { .. } => "PORT_PLEASE2_REQ",
         Request::Names => "NAMES_REQ",
         Request::Dump => "DUMP_REQ",
+        Request::Nodes => "NODES_REQ",
         Request::Kill => "KILL_REQ",
         Request::Stop { .. } => "STOP_REQ",
     }

@@ -11,6 +11,9 @@
 //! TLS distribution slots in here as a transport that wraps TCP streams (and uses a 4-byte
 //! handshake length, as OTP's `inet_tls_dist` does).
 //!
+//! [`ports`] remembers each host's port-mapper listing for a moment, so a burst of dials asks
+//! once per host.
+//!
 //! [`spin`] lets runtime threads busy-wait briefly on the node's sockets before sleeping.
 //!
 //! [`gate`] is the shared guard in front of every listener: a cap on handshakes in progress
@@ -19,6 +22,7 @@
 
 pub mod gate;
 pub mod memory;
+pub mod ports;
 pub mod spin;
 pub mod tcp;
 pub mod warn;
@@ -255,4 +259,9 @@ pub trait Transport: Send + Sync + 'static {
     fn handshake_prefix(&self) -> usize {
         2
     }
+
+    /// A stream [`Transport::dial`] opened to `peer` did not lead to a connection (the
+    /// handshake failed: perhaps another node now listens where `peer` did). Whatever the
+    /// transport remembers about where `peer` is should be asked again.
+    fn dial_failed(&self, _peer: &NodeName) {}
 }

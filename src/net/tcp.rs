@@ -1,6 +1,7 @@
-//! The TCP transport: peers are found through the port mapper on their host (PORT_PLEASE2),
-//! reached over TCP with Nagle off, and the node publishes its listen port with ALIVE2, as
-//! `erl_epmd` and `inet_tcp_dist` do.
+//! The TCP transport: peers are found through the port mapper on their host (PORT_PLEASE2,
+//! or one listing of the host for a burst of dials: [`super::ports`]), reached over TCP with
+//! Nagle off, and the node publishes its listen port with ALIVE2, as `erl_epmd` and
+//! `inet_tcp_dist` do.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use futures_util::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::info;
 
+use super::ports::PortCache;
 use super::{
     BoxStream, DialError, ListenError, ListenSpec, Listener, PeerAddr, Publication, PublishError,
     PublishInfo, Transport,
@@ -33,6 +35,8 @@ pub struct TcpTransport {
     pub epmd_port: u16,
     /// Called when no port mapper answers at publish time.
     pub epmd_starter: Option<EpmdStarter>,
+    /// Recent listings of the hosts dialled (shared by clones).
+    ports: Arc<PortCache>,
 }
 
 impl TcpTransport {
@@ -41,6 +45,7 @@ impl TcpTransport {
         TcpTransport {
             epmd_port,
             epmd_starter: None,
+            ports: Arc::default(),
         }
     }
 }
@@ -154,6 +159,47 @@ impl TcpTransport {
     }
 }
 
+impl TcpTransport {
+    fn lookup_error(&self, peer: &NodeName, e: ClientError, limit: Duration) -> DialError {
+        match e {
+            ClientError::Resolve { error, .. } => DialError::Resolve {
+                host: peer.host().into(),
+                reason: crate::epmd::client::describe_io(&error),
+            },
+            ClientError::Connect { .. } => DialError::NoPortMapper {
+                host: peer.host().into(),
+                port: self.epmd_port,
+            },
+            ClientError::Timeout { .. } => DialError::Timeout(limit),
+            e => DialError::PortMapper(e),
+        }
+    }
+
+    /// The registration found, or why there is none (with the names registered there as a
+    /// hint when there are few).
+    async fn registered(
+        &self,
+        epmd: &EpmdClient,
+        peer: &NodeName,
+        found: Option<NodeEntry>,
+    ) -> Result<NodeEntry, DialError> {
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        let hint = match epmd.names().await {
+            Ok(reply) if reply.names.len() <= HINT_NAMES => {
+                reply.names.into_iter().map(|n| n.name).collect()
+            }
+            _ => Vec::new(),
+        };
+        Err(DialError::NotRegistered {
+            alive: peer.alive().into(),
+            host: peer.host().into(),
+            hint,
+        })
+    }
+}
+
 impl Transport for TcpTransport {
     fn listen<'a>(
         &'a self,
@@ -199,45 +245,36 @@ impl Transport for TcpTransport {
     ) -> BoxFuture<'a, Result<BoxStream, DialError>> {
         async move {
             let epmd = EpmdClient::new(peer.host(), self.epmd_port).with_timeout(limit);
-            let found = match epmd.port_please(peer.alive()).await {
-                Ok(Some(found)) => found,
-                Ok(None) => {
-                    let hint = match epmd.names().await {
-                        Ok(reply) if reply.names.len() <= HINT_NAMES => {
-                            reply.names.into_iter().map(|n| n.name).collect()
-                        }
-                        _ => Vec::new(),
-                    };
-                    return Err(DialError::NotRegistered {
-                        alive: peer.alive().into(),
-                        host: peer.host().into(),
-                        hint,
-                    });
+            let (found, listed) = self
+                .ports
+                .lookup(&epmd, peer.host(), peer.alive())
+                .await
+                .map_err(|e| self.lookup_error(peer, e, limit))?;
+            let found = self.registered(&epmd, peer, found).await?;
+            let connect = |port: u16| async move {
+                match tokio::time::timeout(limit, TcpStream::connect((peer.host(), port))).await {
+                    Err(_) => Err(DialError::Timeout(limit)),
+                    Ok(Err(_)) => Err(DialError::Refused {
+                        addr: format!("{}:{port}", peer.host()),
+                    }),
+                    Ok(Ok(s)) => Ok(s),
                 }
-                Err(ClientError::Resolve { error, .. }) => {
-                    return Err(DialError::Resolve {
-                        host: peer.host().into(),
-                        reason: crate::epmd::client::describe_io(&error),
-                    })
-                }
-                Err(ClientError::Connect { .. }) => {
-                    return Err(DialError::NoPortMapper {
-                        host: peer.host().into(),
-                        port: self.epmd_port,
-                    })
-                }
-                Err(ClientError::Timeout { .. }) => return Err(DialError::Timeout(limit)),
-                Err(e) => return Err(DialError::PortMapper(e)),
             };
-            let addr = format!("{}:{}", peer.host(), found.port);
-            let stream =
-                match tokio::time::timeout(limit, TcpStream::connect((peer.host(), found.port)))
-                    .await
-                {
-                    Err(_) => return Err(DialError::Timeout(limit)),
-                    Ok(Err(_)) => return Err(DialError::Refused { addr }),
-                    Ok(Ok(s)) => s,
-                };
+            let stream = match connect(found.port).await {
+                Ok(s) => s,
+                // The port came from the host's listing, and the peer has since left it
+                // (restarted elsewhere): ask the port mapper by name, once.
+                Err(DialError::Refused { .. }) if listed => {
+                    self.ports.forget(peer.host());
+                    let again = epmd
+                        .port_please(peer.alive())
+                        .await
+                        .map_err(|e| self.lookup_error(peer, e, limit))?;
+                    let found = self.registered(&epmd, peer, again).await?;
+                    connect(found.port).await?
+                }
+                Err(e) => return Err(e),
+            };
             let _ = stream.set_nodelay(true);
             super::spin::watch(std::os::fd::AsFd::as_fd(&stream));
             Ok(Box::new(stream) as BoxStream)
@@ -255,5 +292,9 @@ impl Transport for TcpTransport {
             Ok(Box::new(TcpPublication(reg)) as Box<dyn Publication>)
         }
         .boxed()
+    }
+
+    fn dial_failed(&self, peer: &NodeName) {
+        self.ports.forget(peer.host());
     }
 }
