@@ -73,7 +73,12 @@ pub fn run(global: &GlobalOpts, args: EpmdArgs) -> anyhow::Result<ExitCode> {
         packet_timeout: Duration::from_secs(args.packet_timeout),
         max_connections: args.max_connections.max(1),
     };
-    super::runtime()?.block_on(serve(config))
+    // The daemon does not spin: it serves short requests on sockets the spin set does not
+    // watch, so spinning would only delay them.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(config))
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {

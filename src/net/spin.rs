@@ -9,11 +9,18 @@
 //! the configured time. When one becomes readable it stops spinning, and the runtime's own
 //! `epoll_wait` returns at once instead of sleeping. An idle node never spins.
 //!
+//! Spinning only pays while the machine has cores to spare. When it has not (a hundred nodes
+//! starting at once on two cores), a spinning thread takes the core another process needs,
+//! and everything slows down. So the process samples how many threads the kernel has ready to
+//! run (the running count in `/proc/loadavg`, every [`SAMPLE`]); while there are more than
+//! CPUs, it does not spin. (Counting its own involuntary context switches was tried first: a
+//! hundred nodes that mostly sleep are rarely preempted, yet together they fill the run queue.)
+//!
 //! [`install`] adds the hooks to a runtime builder; transports call [`watch`] for each socket.
 //! Without `install`, `watch` does nothing.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -23,6 +30,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 pub const ACTIVE: Duration = Duration::from_millis(2);
 /// The spin `cluster start` uses unless told otherwise.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+/// How often contention is sampled.
+pub const SAMPLE: Duration = Duration::from_millis(50);
 
 struct Spin {
     epoll: Epoll,
@@ -30,6 +39,11 @@ struct Spin {
     origin: Instant,
     /// When a runtime thread last woke, in nanoseconds since `origin`.
     woke: AtomicU64,
+    /// When contention was last sampled (nanoseconds since `origin`), the preemption count
+    /// then, and whether the CPUs were oversubscribed.
+    sampled: AtomicU64,
+    cpus: usize,
+    contended: AtomicBool,
 }
 
 static SPIN: OnceLock<Option<Spin>> = OnceLock::new();
@@ -39,9 +53,24 @@ impl Spin {
         self.origin.elapsed().as_nanos() as u64
     }
 
+    /// Whether the CPUs are oversubscribed, from the preemptions since the last sample.
+    fn contended(&self, now: u64) -> bool {
+        let last = self.sampled.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= SAMPLE.as_nanos() as u64 {
+            self.sampled.store(now, Ordering::Relaxed);
+            if let Some(running) = runnable() {
+                self.contended.store(running > self.cpus, Ordering::Relaxed);
+            }
+        }
+        self.contended.load(Ordering::Relaxed)
+    }
+
     fn park(&self) {
         let start = self.now();
         if start.saturating_sub(self.woke.load(Ordering::Relaxed)) > ACTIVE.as_nanos() as u64 {
+            return;
+        }
+        if self.contended(start) {
             return;
         }
         let until = start + self.limit.as_nanos() as u64;
@@ -78,6 +107,9 @@ pub fn install(
             limit,
             origin: Instant::now(),
             woke: AtomicU64::new(0),
+            sampled: AtomicU64::new(0),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            contended: AtomicBool::new(false),
         })
     });
     let Some(spin) = spin.as_ref() else {
@@ -94,5 +126,36 @@ pub fn watch(fd: BorrowedFd<'_>) {
         let event = EpollEvent::new(EpollFlags::EPOLLIN, 0);
         // A socket that cannot be watched only loses the spin.
         let _ = spin.epoll.add(fd.as_fd(), event);
+    }
+}
+
+/// Threads ready to run right now, system-wide (ourselves included): the fourth field of
+/// `/proc/loadavg`, `running/total`.
+fn runnable() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    parse_runnable(&text)
+}
+
+fn parse_runnable(loadavg: &str) -> Option<usize> {
+    loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_count_is_read_from_loadavg() {
+        assert_eq!(parse_runnable("0.52 13.84 20.33 3/215 29940\n"), Some(3));
+        assert_eq!(parse_runnable("0.52 13.84"), None);
+        assert_eq!(parse_runnable("a b c x/y z"), None);
+        // On Linux the file exists and counts at least the reader.
+        assert!(runnable().is_some_and(|n| n >= 1));
     }
 }
