@@ -131,7 +131,13 @@ impl BeaconClient {
                 .map(wire::parse_entry)
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| self.unexpected(&reply)),
-            None => Err(self.unexpected(&reply)),
+            None => match reply.as_tuple() {
+                Some([e, why]) if e.is_atom("error") => Err(BeaconError::Refused {
+                    beacon: self.beacon.to_string(),
+                    reason: why.to_string(),
+                }),
+                _ => Err(self.unexpected(&reply)),
+            },
         }
     }
 

@@ -218,11 +218,13 @@ impl Process for Beacon {
                 wire::offer_reply(self.state.offer(&n))
             }
             Request::GetNodes => {
-                // A caller that is not reading its replies would only have this one refused:
-                // do not build it.
+                // A caller whose connection is already backed up gets a short refusal instead
+                // of the whole table on top (a peer that stops reading must not make us queue
+                // megabytes per call). It is told, never left to time out: a node forming a
+                // mesh under load asks again.
                 let caller = NodeName::parse(from.pid.node.as_str()).ok();
                 if caller.is_some_and(|n| n != *ctx.node().name() && ctx.node().is_busy(&n)) {
-                    return Call::NoReply;
+                    return Call::Reply(tuple(vec![atom("error"), atom("busy")]));
                 }
                 let state = &self.state;
                 self.nodes_reply

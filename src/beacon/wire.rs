@@ -3,7 +3,8 @@
 //! - `{register, {Node, Module, Resource, [Requirement]}}` → `ok`;
 //! - `{get_requirements, Node}` → `nil` or `{ok, [#{module, name, node}]}` (`nil` when nothing
 //!   is on offer, as the seed's beacon answers);
-//! - `get_nodes` → `[#{node, status, resource, requirements, module, since}]` (+ `reason`);
+//! - `get_nodes` → `[#{node, status, resource, requirements, module, since}]` (+ `reason`), or
+//!   `{error, busy}` when the caller's connection is backed up (ask again);
 //! - `{subscribe, Pid}` → `ok`, then `{beacon_event, {registered, #{...}}}`,
 //!   `{beacon_event, {offline, Node, Reason}}` and, after a subscriber fell behind and caught
 //!   up, `{beacon_event, resync}` (the subscriber should read `get_nodes` again);

@@ -28,6 +28,8 @@ use crate::dist::{Node, NodeEvent, NodeName};
 
 /// Pause between attempts to reach an absent beacon, or to ask again after a failed request.
 const RETRY: Duration = Duration::from_millis(500);
+/// The longest pause between attempts to list the beacon's nodes for the full mesh.
+const MESH_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Where a role node is in its start-up, for spinners, `cluster up` and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,8 +161,9 @@ impl Runner {
                 return true;
             }
         };
-        if self.mesh == Mesh::Full {
-            self.connect_all().await;
+        let mesher = (self.mesh == Mesh::Full).then(|| Mesher::start(&self.node, &self.client));
+        if let Some(m) = &mesher {
+            m.again();
         }
         let mut dirty = true;
         let mut failing = false;
@@ -201,7 +204,7 @@ impl Runner {
             // Drain the burst, then ask once.
             let mut pending = first;
             while let Some(ev) = pending.take().or_else(|| sub.try_next()) {
-                match self.on_event(ev) {
+                match self.on_event(ev, mesher.as_ref()) {
                     Next::Continue(d) => dirty |= d,
                     Next::BeaconDown => return true,
                 }
@@ -209,7 +212,7 @@ impl Runner {
         }
     }
 
-    fn on_event(&mut self, ev: SubscriptionEvent) -> Next {
+    fn on_event(&mut self, ev: SubscriptionEvent, mesher: Option<&Mesher>) -> Next {
         match ev {
             SubscriptionEvent::Beacon(Event::Registered(info)) => {
                 if self.mesh == Mesh::Full
@@ -224,11 +227,8 @@ impl Runner {
             }
             SubscriptionEvent::Beacon(Event::Offline { .. }) => Next::Continue(true),
             SubscriptionEvent::Beacon(Event::Resync) => {
-                if self.mesh == Mesh::Full {
-                    let node = self.node.clone();
-                    let client = self.client.clone();
-                    self.node
-                        .spawn_task(async move { connect_all(&node, &client).await });
+                if let Some(m) = mesher {
+                    m.again();
                 }
                 Next::Continue(true)
             }
@@ -246,10 +246,6 @@ impl Runner {
             }
             SubscriptionEvent::Node(NodeEvent::Up { .. }) => Next::Continue(false),
         }
-    }
-
-    async fn connect_all(&self) {
-        connect_all(&self.node, &self.client).await
     }
 
     /// Updates the phase from an offer, connects to the providers (in the background), and
@@ -300,14 +296,71 @@ impl Runner {
     }
 }
 
-/// Connects (in the background) to every online node the beacon lists.
-async fn connect_all(node: &Node, client: &BeaconClient) {
-    let Ok(nodes) = client.nodes().await else {
-        return;
-    };
-    for n in nodes.iter().filter(|n| n.status == "online") {
-        if let Ok(name) = NodeName::parse(&n.node) {
-            node.connect_background(&name);
-        }
+/// Keeps a full-mesh node connected to every online node the beacon lists: one task per
+/// subscription, asked again after a resync. Requests coalesce (one listing in flight, one
+/// more queued at most), and a listing that fails (the beacon busy, a timeout under load) is
+/// asked again after a growing pause instead of being dropped: a node that missed it would
+/// stay outside the mesh for good. The task ends with the subscription.
+struct Mesher {
+    wanted: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Mesher {
+    fn start(node: &Node, client: &BeaconClient) -> Mesher {
+        let wanted = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (node, client, w) = (node.clone(), client.clone(), wanted.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = node.stopped() => return,
+                    _ = w.notified() => {}
+                }
+                let mut pause = RETRY;
+                let mut failures = 0u32;
+                loop {
+                    let listing = tokio::select! {
+                        _ = node.stopped() => return,
+                        r = client.nodes() => r,
+                    };
+                    match listing {
+                        Ok(nodes) => {
+                            for n in nodes.iter().filter(|n| n.status == "online") {
+                                if let Ok(name) = NodeName::parse(&n.node) {
+                                    node.connect_background(&name);
+                                }
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            if failures == 3 {
+                                warn!("cannot list the beacon's nodes to mesh with: {e}; still trying");
+                            } else {
+                                debug!("cannot list the beacon's nodes to mesh with: {e}");
+                            }
+                        }
+                    }
+                    tokio::select! {
+                        _ = node.stopped() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(MESH_RETRY_MAX);
+                }
+            }
+        })
+        .abort_handle();
+        Mesher { wanted, task }
+    }
+
+    /// Asks for one more listing (coalesced with any already queued).
+    fn again(&self) {
+        self.wanted.notify_one();
+    }
+}
+
+impl Drop for Mesher {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -283,7 +283,10 @@ async fn dial_task(node: Node, peer: NodeName, attempt: u64) {
             cfg.cookie.clone(),
             rand::random(),
         );
-        let still_wanted = || lock(&inner.peers).owns(&peer, attempt);
+        // Asked `alive` (the peer has a connection to us): we want ours only if we still own
+        // the slot with no handshake of the peer's in progress, which would be that very
+        // connection about to complete on our side.
+        let still_wanted = || lock(&inner.peers).dial_wanted(&peer, attempt);
         let info = setup::initiate(
             &mut stream,
             hs,
@@ -314,6 +317,11 @@ async fn dial_task(node: Node, peer: NodeName, attempt: u64) {
                 inner.attempt_failed(&peer, attempt, ConnectError::Refused(r.clone()));
             }
         }
-        Err(e) => inner.attempt_failed(&peer, attempt, e),
+        Err(e) => {
+            if matches!(e, ConnectError::Handshake(_)) {
+                cfg.transport.dial_failed(&peer);
+            }
+            inner.attempt_failed(&peer, attempt, e)
+        }
     }
 }

@@ -291,6 +291,17 @@ impl<C: Clone, Q> Peers<C, Q> {
         }
     }
 
+    /// Whether our dial `attempt`, answered `alive` by the peer, should replace the peer's
+    /// connection: only while it owns the slot and no incoming handshake from the peer is in
+    /// progress (that handshake is the connection the peer calls alive).
+    pub fn dial_wanted(&self, peer: &NodeName, attempt: u64) -> bool {
+        matches!(
+            self.slots.get(peer),
+            Some(Slot::Connecting { dial, accepts, .. })
+                if *dial == Some(attempt) && accepts.is_empty()
+        )
+    }
+
     /// Our dial `attempt` was answered `nok`: the peer is connecting to us and its attempt
     /// wins. The slot (and its queue) waits for that connection instead of failing; the dial
     /// keeps its place until [`Peers::failed`] ends the wait. Returns whether the attempt
@@ -537,5 +548,26 @@ mod tests {
         for a in [attempts[1], attempts[3]] {
             assert!(!p.owns(&b, a));
         }
+    }
+
+    #[test]
+    fn a_dial_told_alive_yields_to_the_peers_handshake_in_progress() {
+        let mut p = T::default();
+        let b = n("b@h");
+        let Claim::Dial(ours) = p.claim_dial(&b) else {
+            panic!("dial")
+        };
+        assert!(p.dial_wanted(&b, ours));
+        // b's own connection to us is being accepted: that is what b calls alive.
+        let Hello::Accept { attempt, .. } = p.hello(&b, false) else {
+            panic!("accept")
+        };
+        assert!(!p.dial_wanted(&b, ours));
+        assert!(
+            p.owns(&b, ours),
+            "the dial still holds its place until it ends"
+        );
+        assert_eq!(p.failed(&b, ours), None, "the accept goes on");
+        assert!(p.established(&b, attempt, 1).is_ok());
     }
 }
