@@ -107,6 +107,16 @@ async fn receiver(args: &Args) {
     let node = start(args, true).await;
     let mut sink = node.register("sink").expect("sink");
     let mut echo = node.register("echo").expect("echo");
+    // `{From, Binary}` is answered `{size, ByteSize}` (for large messages).
+    let mut size = node.register("size").expect("size");
+    tokio::spawn(async move {
+        while let Some(msg) = size.recv().await {
+            if let Some([Term::Pid(from), Term::Binary(b)]) = msg.as_tuple() {
+                let reply = tuple(vec![atom("size"), int(b.len() as i64)]);
+                let _ = size.send(&Dest::Pid(from.clone()), reply);
+            }
+        }
+    });
     tokio::spawn(async move {
         while let Some(msg) = echo.recv().await {
             if let Some([Term::Pid(from), m]) = msg.as_tuple() {

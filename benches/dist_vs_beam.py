@@ -32,7 +32,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Honour CARGO_TARGET_DIR, as cargo does.
-CLUSTER = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cluster")
+# CLUSTER_BIN picks another build (say, an older release, for a before/after in one run).
+CLUSTER = os.environ.get("CLUSTER_BIN") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cluster")
 COOKIE = "bench"
 
 ERL_RECEIVER = r"""

@@ -38,6 +38,9 @@ def rss_kib(pid):
     return 0
 
 
+EXTRA = []
+
+
 def form(load, mesh, n):
     roles_file = os.path.join(tempfile.gettempdir(), f"roles-{mesh}.toml")
     text = open(os.path.join(ROOT, "roles.toml")).read()
@@ -45,29 +48,42 @@ def form(load, mesh, n):
         f.write(re.sub(r'mesh = "full"', f'mesh = "{mesh}"', text))
     env = Env()
     try:
-        common = ["--cookie", COOKIE, "--epmd-port", str(env.port), "--no-epmd-start", "--roles", roles_file]
+        common = ["--cookie", COOKIE, "--epmd-port", str(env.port), "--no-epmd-start", "--roles", roles_file,
+                  *EXTRA]
         beacon = env.spawn([CLUSTER, "start", "--name", "beacon1@127.0.0.1", "--role", "beacon", *common])
         for line in beacon.stdout:
             if "beacon ready" in line:
                 break
+        threading.Thread(target=beacon.stdout.read, daemon=True).start()
+        threading.Thread(target=beacon.stderr.read, daemon=True).start()
         names = [f"{ROLES[i % 4]}{i // 4 + 1}@127.0.0.1" for i in range(n)]
         ready = threading.Semaphore(0)
 
-        def watch(proc):
+        failed = []
+
+        def watch(proc, name):
+            # Read to the end: a node blocked on a full pipe would stall the run.
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            said_ready = False
             for line in proc.stdout:
-                if " ready" in line:
+                if " ready" in line and not said_ready:
+                    said_ready = True
                     ready.release()
-                    return
+            if not said_ready:
+                failed.append(name)
+                ready.release()
 
         t0 = time.monotonic()
         procs = []
         for i, name in enumerate(names):
             p = env.spawn([CLUSTER, "start", "--name", name, "--role", ROLES[i % 4], *common])
             procs.append(p)
-            threading.Thread(target=watch, args=(p,), daemon=True).start()
+            threading.Thread(target=watch, args=(p, name), daemon=True).start()
         for _ in names:
             if not ready.acquire(timeout=300):
                 sys.exit("nodes did not become ready within 300 s")
+        if failed:
+            sys.exit(f"{len(failed)} nodes exited before they were ready: {', '.join(failed[:5])}")
         t_ready = time.monotonic() - t0
         t_mesh = None
         if mesh == "full":
@@ -92,7 +108,9 @@ def form(load, mesh, n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="full:50,full:100,requirements:300")
+    ap.add_argument("--node-args", default="", help="extra arguments for every `cluster start`")
     args = ap.parse_args()
+    EXTRA.extend(args.node_args.split())
     load = load_binary()
     for spec in args.sizes.split(","):
         mesh, n = spec.split(":")

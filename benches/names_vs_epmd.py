@@ -7,8 +7,10 @@ noise hits both alike; the script prints each median and the ratio cluster/epmd.
 
     cargo build --release && python3 benches/names_vs_epmd.py [--runs 200] [--nodes 5]
 
-`cluster names` does more work than `epmd -names`: after NAMES it asks PORT_PLEASE2 for each
-node (to show its type and role), so it opens N+1 connections where epmd opens one.
+`cluster names` shows more than `epmd -names` (each node's type and role). Our port mapper
+answers that in one reply (its NODES extension); against OTP's epmd, which does not know it,
+`cluster names` falls back to NAMES and a PORT_PLEASE2 per node (N+2 connections where epmd
+opens one).
 """
 import argparse
 import os
