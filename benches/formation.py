@@ -9,7 +9,8 @@ at once (roles cycle gate_manager, gate, data_contact, data_service). Formation 
 every node has printed that its requirements are met and, in full-mesh mode, every node sees
 all N-1 others plus the beacon as visible peers (followed through each node's
 `cluster_events` by benches/dist_load.rs mesh-wait). Total RSS sums every node process
-(beacon included) once formed. The goal in the issue: 100 nodes fully meshed and registered in
+(beacon included) once formed, and their PSS (shared pages split among the processes that map
+them: what the cluster really occupies). The goal in the issue: 100 nodes fully meshed and registered in
 under 10 s.
 """
 import argparse
@@ -32,6 +33,18 @@ def rss_kib(pid):
     try:
         for line in open(f"/proc/{pid}/status"):
             if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kib(pid):
+    """Proportional set size: shared pages (the binary's text, libc) split among the processes
+    that map them, so the sum over a cluster is what the cluster really occupies."""
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -97,10 +110,12 @@ def form(load, mesh, n):
                 sys.exit(f"mesh-wait failed: {out}")
             t_mesh = time.monotonic() - t0
         total = sum(rss_kib(p.pid) for p in procs) + rss_kib(beacon.pid)
+        pss = sum(pss_kib(p.pid) for p in procs) + pss_kib(beacon.pid)
         formed = max(t_ready, t_mesh or 0)
         mesh_text = f", full mesh {t_mesh:6.2f} s" if t_mesh else ""
         print(f"{mesh:<12} N={n:<4} registered+requirements met {t_ready:6.2f} s{mesh_text}"
-              f"   formed {formed:6.2f} s   total RSS {total / 1024:7.1f} MiB ({total / 1024 / (n + 1):.1f} MiB/node)")
+              f"   formed {formed:6.2f} s   total RSS {total / 1024:7.1f} MiB ({total / 1024 / (n + 1):.1f} MiB/node)"
+              f"   total PSS {pss / 1024:7.1f} MiB")
     finally:
         env.close()
 

@@ -99,6 +99,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
         wait_for_signal().await;
         signals.cancel();
     });
+    super::resident::drop_startup_code();
     server.run(shutdown).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ mod names;
 mod output;
 mod ping;
 mod requirements;
+mod resident;
 mod roles;
 mod session;
 mod start;

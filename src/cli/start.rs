@@ -232,6 +232,7 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
             }
             None => {}
         }
+        super::resident::drop_startup_code();
         super::epmd::wait_for_signal().await;
         tracing::info!("shutting down");
         node.shutdown().await;
