@@ -17,6 +17,7 @@
 pub mod gates;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -83,7 +84,7 @@ pub async fn run(
         role,
         mesh,
         phase,
-        gate_managers: BTreeSet::new(),
+        gate_managers: Arc::default(),
     };
     loop {
         runner.phase.send_replace(Phase::Connecting);
@@ -106,7 +107,8 @@ struct Runner {
     role: Role,
     mesh: Mesh,
     phase: watch::Sender<Phase>,
-    gate_managers: BTreeSet<String>,
+    /// The gate_managers on offer (a gate registers with each, retrying while it stays).
+    gate_managers: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// What following the beacon's pushes decided.
@@ -269,20 +271,20 @@ impl Runner {
                 .filter(|p| p.name == "gate_manager")
                 .map(|p| p.node.clone())
                 .collect();
-            for gm in current.difference(&self.gate_managers) {
+            let mut known = lock(&self.gate_managers);
+            for gm in current.difference(&known) {
                 if let Ok(gm) = NodeName::parse(gm) {
                     let client = gates::GateManagerClient::new(self.node.clone(), gm.clone());
-                    self.node.spawn_task(async move {
-                        match client.register_gate().await {
-                            Ok(()) => info!(manager = %gm, "registered with gate_manager"),
-                            Err(e) => {
-                                warn!(manager = %gm, "cannot register with gate_manager: {e}")
-                            }
-                        }
-                    });
+                    let wanted = self.gate_managers.clone();
+                    self.node.spawn_task(register_with_manager(
+                        self.node.clone(),
+                        client,
+                        gm,
+                        wanted,
+                    ));
                 }
             }
-            self.gate_managers = current;
+            *known = current;
         }
         let next = if missing.is_empty() {
             Phase::Ready(offer)
@@ -293,6 +295,52 @@ impl Runner {
             info!("{next}");
             self.phase.send_replace(next);
         }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A gate registers with a gate_manager, asking again after a growing pause while the
+/// gate_manager stays on offer: one failed call (a timeout while a hundred nodes start, a
+/// handshake that reached whoever took the manager's old port) must not leave the gate out of
+/// the manager's table for good.
+async fn register_with_manager(
+    node: Node,
+    client: gates::GateManagerClient,
+    gm: NodeName,
+    wanted: Arc<Mutex<BTreeSet<String>>>,
+) {
+    let mut pause = RETRY;
+    let mut failures = 0u32;
+    loop {
+        if !lock(&wanted).contains(gm.as_str()) {
+            return;
+        }
+        let attempt = tokio::select! {
+            _ = node.stopped() => return,
+            r = client.register_gate() => r,
+        };
+        match attempt {
+            Ok(()) => {
+                info!(manager = %gm, "registered with gate_manager");
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(manager = %gm, "cannot register with gate_manager: {e}; trying again");
+                } else {
+                    debug!(manager = %gm, "cannot register with gate_manager: {e}");
+                }
+            }
+        }
+        tokio::select! {
+            _ = node.stopped() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MESH_RETRY_MAX);
     }
 }
 

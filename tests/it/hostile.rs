@@ -1,7 +1,8 @@
 //! Attacks found by an independent attack on the robustness work, each turned into a test:
 //! a stranger using a node's name, subscriptions of dead pids, replies that would dial ghost
 //! nodes, peers that hold the receive budget, pids of a previous run of a node, and a node
-//! whose connection drops and comes back.
+//! whose connection drops and comes back, a gate whose first registration with its manager
+//! fails.
 
 use std::time::{Duration, Instant};
 
@@ -411,4 +412,62 @@ async fn a_node_whose_connection_comes_back_is_online_again_without_registering(
     .await;
     // The next call reconnects: the same incarnation is online again.
     wait_for("online again", DEADLINE, || status("online")).await;
+}
+
+/// A gate whose registration with a gate_manager fails (here: the manager's table is not up
+/// yet; in the attack, a handshake that reached whoever took the manager's old port) asks
+/// again while the manager stays on offer, instead of staying out of its table for good.
+#[tokio::test]
+async fn a_gate_registers_with_its_manager_even_when_the_first_attempt_fails() {
+    let epmd = Daemon::start().await;
+    let beacon = start_node("beacon1@127.0.0.1", &epmd, "c").await;
+    assert!(cluster::beacon::server::start(&beacon));
+    // The manager registers its role, but its gate table starts later.
+    let manager = start_node("gate_manager1@127.0.0.1", &epmd, "c").await;
+    BeaconClient::new(manager.clone(), n("beacon1@127.0.0.1"))
+        .register(Registration {
+            node: "gate_manager1@127.0.0.1".into(),
+            module: "Elixir.GateManager".into(),
+            resource: "gate_manager".into(),
+            requirements: vec![],
+        })
+        .await
+        .unwrap();
+    let gate = start_node("gate1@127.0.0.1", &epmd, "c").await;
+    let role = cluster::config::Role {
+        name: "gate".into(),
+        resource: "gate".into(),
+        requirements: vec!["gate_manager".into()],
+        module: "Elixir.Gate".into(),
+        description: None,
+    };
+    let (phase_tx, mut phase) = tokio::sync::watch::channel(cluster::roles::Phase::Connecting);
+    gate.spawn_task(cluster::roles::run(
+        gate.clone(),
+        role,
+        cluster::config::Mesh::Requirements,
+        n("beacon1@127.0.0.1"),
+        phase_tx,
+    ));
+    tokio::time::timeout(
+        DEADLINE,
+        phase.wait_for(|p| matches!(p, cluster::roles::Phase::Ready(_))),
+    )
+    .await
+    .expect("the gate sees its manager on offer")
+    .unwrap();
+    let table = cluster::roles::gates::GateManagerClient::new(gate.clone(), manager.name().clone());
+    // The first attempt cannot have succeeded: there is no table to register with.
+    assert!(table.gates().await.is_err());
+    cluster::roles::gates::start_manager(&manager);
+    let t = Instant::now();
+    wait_for("the gate in its manager's table", DEADLINE, || async {
+        let gates = table.gates().await.ok()?;
+        gates.contains(&"gate1@127.0.0.1".to_string()).then_some(())
+    })
+    .await;
+    println!(
+        "gate registered {:?} after its manager's table started",
+        t.elapsed()
+    );
 }
