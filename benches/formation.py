@@ -10,7 +10,8 @@ every node has printed that its requirements are met and, in full-mesh mode, eve
 all N-1 others plus the beacon as visible peers (followed through each node's
 `cluster_events` by benches/dist_load.rs mesh-wait). Total RSS sums every node process
 (beacon included) once formed, and their PSS (shared pages split among the processes that map
-them: what the cluster really occupies). The goal in the issue: 100 nodes fully meshed and registered in
+them: what the cluster really occupies), then the CPU all of them use in the next 5 s, when the
+cluster should be idle. The goal in the issue: 100 nodes fully meshed and registered in
 under 10 s.
 """
 import argparse
@@ -27,6 +28,7 @@ from dist_vs_beam import CLUSTER, COOKIE, Env, load_binary  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROLES = ["gate_manager", "gate", "data_contact", "data_service"]
+IDLE_WINDOW = 5
 
 
 def rss_kib(pid):
@@ -49,6 +51,14 @@ def pss_kib(pid):
     except OSError:
         pass
     return 0
+
+
+def cpu_ticks(pid):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
 
 
 EXTRA = []
@@ -112,10 +122,15 @@ def form(load, mesh, n):
         total = sum(rss_kib(p.pid) for p in procs) + rss_kib(beacon.pid)
         pss = sum(pss_kib(p.pid) for p in procs) + pss_kib(beacon.pid)
         formed = max(t_ready, t_mesh or 0)
+        # Once formed, the cluster should be idle: CPU over a few seconds, all nodes together.
+        every = [*procs, beacon]
+        before = sum(cpu_ticks(p.pid) for p in every)
+        time.sleep(IDLE_WINDOW)  # a measurement window, not a wait for an event
+        idle_cpu = (sum(cpu_ticks(p.pid) for p in every) - before) / os.sysconf("SC_CLK_TCK")
         mesh_text = f", full mesh {t_mesh:6.2f} s" if t_mesh else ""
         print(f"{mesh:<12} N={n:<4} registered+requirements met {t_ready:6.2f} s{mesh_text}"
               f"   formed {formed:6.2f} s   total RSS {total / 1024:7.1f} MiB ({total / 1024 / (n + 1):.1f} MiB/node)"
-              f"   total PSS {pss / 1024:7.1f} MiB")
+              f"   total PSS {pss / 1024:7.1f} MiB   idle CPU {idle_cpu:.2f} s over {IDLE_WINDOW} s")
     finally:
         env.close()
 

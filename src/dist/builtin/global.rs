@@ -51,6 +51,10 @@ pub const NAME: &str = "global_name_server";
 pub const VSN: i64 = 8;
 /// How long our lock may wait for the peer's `lock_set` before we release it and retry.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// The ceiling of the first random pause before a failed lock is tried again; it doubles with
+/// every failure of the session up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(125);
+const RETRY_MAX: Duration = Duration::from_secs(4);
 /// Calls made by a registrar.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -79,6 +83,19 @@ struct Session {
     his_names: Option<Vec<Term>>,
     ops: Option<Vec<Term>>,
     his_resolved: Option<(Vec<Term>, Vec<Term>)>,
+    /// Our locking attempts in this session, and how many failed: replies are matched to
+    /// the attempt that asked, and retries back off.
+    attempt: u64,
+    failures: u32,
+}
+
+impl Session {
+    /// Whether the current attempt holds or is asking for our lock on `node`.
+    fn holds_or_asks(&self, node: &Atom) -> bool {
+        self.locked.contains(node)
+            || matches!(&self.lock, Lock::Acquiring { waiting, got, .. }
+                if waiting.contains(node) || got.contains(node))
+    }
 }
 
 struct NameEntry {
@@ -101,8 +118,11 @@ pub struct Global {
     pre: HashMap<Atom, (i64, Term, Pid)>,
     names: BTreeMap<Term, NameEntry>,
     locks: HashMap<Term, LockEntry>,
-    /// Our outstanding lock calls: tag → (session peer, lock id, node called).
-    calls: HashMap<Ref, (Atom, Term, Atom)>,
+    /// The session taking or holding our partition's lock, and the sessions waiting to.
+    active: Option<Atom>,
+    lock_queue: BTreeSet<Atom>,
+    /// Our outstanding lock calls: tag → (session peer, lock id, node called, attempt).
+    calls: HashMap<Ref, (Atom, Term, Atom, u64)>,
     next_tag: i64,
 }
 
@@ -205,6 +225,8 @@ impl Global {
                 his_names: None,
                 ops: None,
                 his_resolved: None,
+                attempt: 0,
+                failures: 0,
             },
         );
         if let Some((vsn, tag, locker)) = self.pre.remove(&n) {
@@ -220,6 +242,39 @@ impl Global {
     fn abort(&mut self, ctx: &Ctx<'_>, n: &Atom) {
         if let Some(s) = self.sessions.remove(n) {
             self.release(ctx, &s);
+        }
+        self.lock_done(ctx, n);
+    }
+
+    /// The session with `n` no longer takes or holds our partition's lock: let the next one.
+    fn lock_done(&mut self, ctx: &Ctx<'_>, n: &Atom) {
+        self.lock_queue.remove(n);
+        if self.active.as_ref() == Some(n) {
+            self.active = None;
+            self.next_lock(ctx);
+        }
+    }
+
+    /// Starts the next queued session's locking: one whose peer already holds its side
+    /// first, otherwise one at random.
+    fn next_lock(&mut self, ctx: &Ctx<'_>) {
+        if self.active.is_some() {
+            return;
+        }
+        let sessions = &self.sessions;
+        self.lock_queue.retain(|n| {
+            sessions
+                .get(n)
+                .is_some_and(|s| matches!(s.lock, Lock::Idle) && s.his_locker.is_some())
+        });
+        let ready: Vec<&Atom> = self.lock_queue.iter().collect();
+        let pick = ready
+            .iter()
+            .find(|n| sessions.get(**n).is_some_and(|s| s.his_lock_set))
+            .or_else(|| ready.get(rand::random::<usize>() % ready.len().max(1)))
+            .map(|n| (*n).clone());
+        if let Some(n) = pick {
+            self.start_lock(ctx, &n);
         }
     }
 
@@ -253,6 +308,30 @@ impl Global {
     // ---- locking our partition ----
 
     fn start_lock(&mut self, ctx: &Ctx<'_>, n: &Atom) {
+        // One session at a time takes our partition's lock, as OTP's single locker process
+        // does: sessions locking for different pairs at once only take the lock from each
+        // other (a mesh of two halves could spin like that for minutes). A session whose
+        // peer already holds its side goes ahead of one still waiting for its peer.
+        if let Some(active) = self.active.clone().filter(|a| a != n) {
+            let his_first = self.sessions.get(n).is_some_and(|s| s.his_lock_set);
+            let active_waits = self
+                .sessions
+                .get(&active)
+                .map_or(true, |s| !s.his_lock_set && !s.exchanged);
+            if his_first && active_waits {
+                debug!(peer = %n, yielding = %active, "global: the peer holds its side; locking for it first");
+                self.active = None;
+                self.lock_failed(ctx, &active);
+            } else {
+                self.lock_queue.insert(n.clone());
+                return;
+            }
+        }
+        if !self.sessions.get(n).is_some_and(|s| s.his_locker.is_some()) {
+            return;
+        }
+        self.lock_queue.remove(n);
+        self.active = Some(n.clone());
         let mine = ctx.pid();
         let me = me(ctx);
         let known: Vec<Atom> = self.known.keys().cloned().collect();
@@ -271,6 +350,7 @@ impl Global {
             return;
         };
         let rest: Vec<Atom> = nodes.into_iter().filter(|x| *x != boss).collect();
+        s.attempt += 1;
         s.lock = Lock::Acquiring {
             boss_stage: true,
             waiting: [boss.clone()].into_iter().collect(),
@@ -283,7 +363,16 @@ impl Global {
 
     fn lock_request(&mut self, ctx: &Ctx<'_>, peer: &Atom, lock_id: &Term, nodes: Vec<Atom>) {
         let me = me(ctx);
+        let attempt = self.sessions.get(peer).map_or(0, |s| s.attempt);
         for nd in nodes {
+            // A local refusal fails the attempt at once: ask no one else for it.
+            let acquiring = self
+                .sessions
+                .get(peer)
+                .is_some_and(|s| s.attempt == attempt && matches!(s.lock, Lock::Acquiring { .. }));
+            if !acquiring {
+                break;
+            }
             if nd == me {
                 let ok = self.local_set_lock(ctx, lock_id, ctx.pid());
                 self.lock_reply(ctx, peer, &nd, ok);
@@ -299,7 +388,8 @@ impl Global {
                     tuple(vec![atom("set_lock"), lock_id.clone()]),
                 ]);
                 if ctx.send(&dest, call).is_ok() {
-                    self.calls.insert(r, (peer.clone(), lock_id.clone(), nd));
+                    self.calls
+                        .insert(r, (peer.clone(), lock_id.clone(), nd, attempt));
                 } else {
                     // Unreachable: a bad node, which multi_call treats as agreeing.
                     self.lock_reply(ctx, peer, &nd, true);
@@ -321,7 +411,9 @@ impl Global {
         else {
             return;
         };
-        waiting.remove(nd);
+        if !waiting.remove(nd) {
+            return;
+        }
         if ok {
             got.push(nd.clone());
         } else {
@@ -349,7 +441,13 @@ impl Global {
         let Some(s) = self.sessions.get_mut(peer) else {
             return;
         };
-        let locked = std::mem::take(&mut s.locked);
+        // Everything this attempt holds: all of it when the lock was complete, what it got so
+        // far when it fails half-way (the peer said no, another session went first). A lock
+        // left behind on one node blocks every later session of the partition for good.
+        let mut locked = std::mem::take(&mut s.locked);
+        if let Lock::Acquiring { got, .. } = &mut s.lock {
+            locked.append(got);
+        }
         let id = s.lock_id.clone();
         if s.his_lock_set {
             if let Some(tag) = s.his_tag.clone() {
@@ -369,15 +467,23 @@ impl Global {
         s.lock = Lock::Idle;
         s.his_lock_set = false;
         s.sent_lock_set = false;
+        // Replies still on their way belong to a finished attempt.
+        s.attempt += 1;
         let my_tag = s.my_tag.clone();
+        // Random and growing, as OTP's locker backs off: sessions that keep taking the
+        // cluster-wide lock from each other drift apart instead of colliding for ever.
+        s.failures += 1;
+        let ceiling = (RETRY_FIRST.as_millis() as u64) << s.failures.min(6);
+        let ceiling = ceiling.min(RETRY_MAX.as_millis() as u64);
+        let pause = Duration::from_millis(20 + rand::random::<u64>() % ceiling);
         if let Some(id) = id {
             self.del_lock_on(ctx, &locked, &id);
         }
-        let pause = Duration::from_millis(50 + u64::from(rand::random::<u8>()));
         ctx.send_after(
             pause,
             tuple(vec![atom("retry_lock"), Term::Atom(peer.clone()), my_tag]),
         );
+        self.lock_done(ctx, peer);
     }
 
     fn lock_held(&mut self, ctx: &Ctx<'_>, peer: &Atom) {
@@ -630,6 +736,7 @@ impl Global {
         }
         self.apply_ops(ctx, &all_ops);
         self.release(ctx, &s);
+        self.lock_done(ctx, peer);
         self.known.insert(peer.clone(), s.his_vsn);
         self.synced.insert(peer.clone());
         debug!(%peer, "global: synced");
@@ -774,15 +881,21 @@ impl Global {
 
     fn nodedown(&mut self, ctx: &Ctx<'_>, n: &Atom) {
         // Lock calls to a node that went away count as agreeing, as multi_call's bad nodes.
-        let pending: Vec<(Ref, Atom)> = self
+        let pending: Vec<(Ref, Atom, u64)> = self
             .calls
             .iter()
-            .filter(|(_, (_, _, nd))| nd == n)
-            .map(|(r, (peer, _, _))| (r.clone(), peer.clone()))
+            .filter(|(_, (_, _, nd, _))| nd == n)
+            .map(|(r, (peer, _, _, attempt))| (r.clone(), peer.clone(), *attempt))
             .collect();
-        for (r, peer) in pending {
+        for (r, peer, attempt) in pending {
             self.calls.remove(&r);
-            self.lock_reply(ctx, &peer, n, true);
+            if self
+                .sessions
+                .get(&peer)
+                .is_some_and(|s| s.attempt == attempt)
+            {
+                self.lock_reply(ctx, &peer, n, true);
+            }
         }
         self.forget(ctx, n);
         self.names.retain(|_, e| e.pid.node != *n);
@@ -991,15 +1104,25 @@ impl Process for Global {
             [k, ..] if k.is_atom("lost_connection") => {}
             [reply_tag, reply] if reply_tag.as_tuple().is_some_and(|t| t.len() == 2) => {
                 if let Some([Term::Ref(r), Term::Atom(nd)]) = reply_tag.as_tuple() {
-                    if let Some((peer, id, called)) = self.calls.remove(r) {
-                        let live = self
+                    if let Some((peer, id, called, attempt)) = self.calls.remove(r) {
+                        let session = self
                             .sessions
                             .get(&peer)
-                            .is_some_and(|s| s.lock_id.as_ref() == Some(&id));
-                        if live {
+                            .filter(|s| s.lock_id.as_ref() == Some(&id));
+                        let current = session.is_some_and(|s| {
+                            s.attempt == attempt
+                                && matches!(&s.lock, Lock::Acquiring { waiting, .. } if waiting.contains(&called))
+                        });
+                        if current {
                             self.lock_reply(ctx, &peer, &called, reply.is_atom("true"));
-                        } else if reply.is_atom("true") {
-                            // A late grant for an abandoned attempt: give it back.
+                        } else if reply.is_atom("true")
+                            && !session.is_some_and(|s| s.holds_or_asks(&called))
+                        {
+                            // A late grant for an abandoned attempt: give it back, unless the
+                            // current attempt holds (or is asking for) that same lock there.
+                            // Kept, it would block every other session for good; counted
+                            // as the current attempt's, it would mix attempts (a stale
+                            // refusal failing a new attempt, again and again).
                             self.del_lock_on(ctx, std::slice::from_ref(nd), &id);
                         }
                     }
@@ -1051,8 +1174,65 @@ impl Process for Global {
                         .collect(),
                 ),
             ),
-            ("locks", Term::Int(self.locks.len() as i64)),
-            ("sessions", Term::Int(self.sessions.len() as i64)),
+            (
+                "locks",
+                list(
+                    self.locks
+                        .iter()
+                        .map(|(id, e)| {
+                            let owners = e.owners.iter().map(|(p, _)| Term::Pid(p.clone()));
+                            tuple(vec![id.clone(), e.req.clone(), list(owners.collect())])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "sessions",
+                list(
+                    self.sessions
+                        .iter()
+                        .map(|(n, s)| {
+                            let lock = match &s.lock {
+                                Lock::Idle => atom("idle"),
+                                Lock::Acquiring { waiting, .. } => tuple(vec![
+                                    atom("acquiring"),
+                                    list(waiting.iter().map(|w| Term::Atom(w.clone())).collect()),
+                                ]),
+                                Lock::Held => atom("held"),
+                            };
+                            map(vec![
+                                ("peer", Term::Atom(n.clone())),
+                                ("lock", lock),
+                                (
+                                    "his_lock_set",
+                                    atom(if s.his_lock_set { "true" } else { "false" }),
+                                ),
+                                (
+                                    "exchanged",
+                                    atom(if s.exchanged { "true" } else { "false" }),
+                                ),
+                                ("attempts", Term::Int(s.attempt as i64)),
+                                ("failures", Term::Int(i64::from(s.failures))),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "locking",
+                self.active
+                    .as_ref()
+                    .map_or(atom("none"), |a| Term::Atom(a.clone())),
+            ),
+            (
+                "lock_queue",
+                list(
+                    self.lock_queue
+                        .iter()
+                        .map(|n| Term::Atom(n.clone()))
+                        .collect(),
+                ),
+            ),
         ])
     }
 }
