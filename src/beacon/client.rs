@@ -151,6 +151,19 @@ impl BeaconClient {
     /// so its end (the beacon's node going down, or the process being killed) arrives as
     /// [`SubscriptionEvent::BeaconDown`] in order with the pushes.
     pub async fn subscribe(&self) -> Result<Subscription, BeaconError> {
+        self.subscribe_with(None).await
+    }
+
+    /// [`BeaconClient::subscribe`], to the changes of the nodes providing `resources` only
+    /// (registrations and status changes; a resync is always sent).
+    pub async fn subscribe_to(&self, resources: &[String]) -> Result<Subscription, BeaconError> {
+        self.subscribe_with(Some(resources)).await
+    }
+
+    async fn subscribe_with(
+        &self,
+        resources: Option<&[String]>,
+    ) -> Result<Subscription, BeaconError> {
         let mailbox = self.node.spawn_mailbox();
         mailbox.monitor_nodes(true);
         let watch = mailbox
@@ -159,7 +172,11 @@ impl BeaconClient {
                 beacon: self.beacon.to_string(),
                 source: CallError::Send(e),
             })?;
-        let reply = self.call(Request::Subscribe(mailbox.pid())).await?;
+        let request = match resources {
+            None => Request::Subscribe(mailbox.pid()),
+            Some(r) => Request::SubscribeTo(mailbox.pid(), r.to_vec()),
+        };
+        let reply = self.call(request).await?;
         self.expect_ok(reply)?;
         Ok(Subscription {
             mailbox,

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::state::{BeaconState, Change, Link, Registration, Status};
 use super::wire::{self, Request};
-use crate::dist::term::{atom, list, map, tuple, Term};
+use crate::dist::term::{atom, list, map, tuple, Pid, Term};
 use crate::dist::{Call, Ctx, Flow, From, Node, NodeEvent, NodeName, Process, Subscribers};
 use crate::net::warn::{Verdict, WarnLimiter};
 
@@ -55,6 +55,8 @@ pub struct Beacon {
     /// The `get_nodes` reply, built once per change of the table (a flood of `get_nodes` must
     /// not cost a table walk each).
     nodes_reply: Option<Term>,
+    /// Subscribers that asked for the changes of some resources only.
+    interests: HashMap<Pid, Vec<String>>,
 }
 
 impl Default for Beacon {
@@ -66,6 +68,7 @@ impl Default for Beacon {
             offers: 0,
             log: WarnLimiter::new(crate::net::warn::DEFAULT_WINDOW),
             nodes_reply: None,
+            interests: HashMap::new(),
         }
     }
 }
@@ -97,8 +100,23 @@ impl Beacon {
             }
             Change::Registered(_) => {}
         }
-        self.subscribers
-            .push(ctx, &wire::change_term(change), &wire::resync_term());
+        let resource = match change {
+            Change::Registered(e) => Some(e.registration.resource.clone()),
+            Change::Offline { node, .. } => self
+                .state
+                .get(node)
+                .map(|e| e.registration.resource.clone()),
+        };
+        let interests = &self.interests;
+        self.subscribers.push_where(
+            ctx,
+            &wire::change_term(change),
+            &wire::resync_term(),
+            |pid| match interests.get(pid) {
+                None => true,
+                Some(wanted) => resource.as_ref().is_some_and(|r| wanted.contains(r)),
+            },
+        );
     }
 
     fn register(&mut self, ctx: &Ctx<'_>, r: Registration) {
@@ -230,6 +248,24 @@ impl Process for Beacon {
                 self.nodes_reply
                     .get_or_insert_with(|| list(state.nodes().map(wire::entry_term).collect()))
                     .clone()
+            }
+            Request::SubscribeTo(pid, resources) => {
+                match self.subscribers.add(ctx, pid.clone()) {
+                    Ok(()) => {
+                        // Entries of subscribers since gone are dropped now and then.
+                        if self.interests.len() >= 2 * self.subscribers.len() + 64 {
+                            let live: std::collections::HashSet<&Pid> =
+                                self.subscribers.pids().collect();
+                            self.interests.retain(|p, _| live.contains(p));
+                        }
+                        self.interests.insert(pid, resources);
+                        atom("ok")
+                    }
+                    Err(e) => {
+                        self.log_refused_subscription(&e);
+                        e.to_term()
+                    }
+                }
             }
             Request::Subscribe(pid) => match self.subscribers.add(ctx, pid) {
                 Ok(()) => atom("ok"),

@@ -5,7 +5,8 @@
 //!   is on offer, as the seed's beacon answers);
 //! - `get_nodes` → `[#{node, status, resource, requirements, module, since}]` (+ `reason`), or
 //!   `{error, busy}` when the caller's connection is backed up (ask again);
-//! - `{subscribe, Pid}` → `ok`, then `{beacon_event, {registered, #{...}}}`,
+//! - `{subscribe, Pid}` (or `{subscribe, Pid, [Resource]}`: only changes of nodes providing
+//!   those) → `ok`, then `{beacon_event, {registered, #{...}}}`,
 //!   `{beacon_event, {offline, Node, Reason}}` and, after a subscriber fell behind and caught
 //!   up, `{beacon_event, resync}` (the subscriber should read `get_nodes` again);
 //! - `{forget, Node}` → `ok` | `{error, online}` | `{error, not_found}`.
@@ -26,6 +27,10 @@ pub enum Request {
     GetNodes,
     /// Stream changes to this process.
     Subscribe(Pid),
+    /// Subscribe to the changes of the nodes providing these resources only (what a node
+    /// waiting for its requirements needs: a thousand nodes each hearing of every other would
+    /// be a million pushes).
+    SubscribeTo(Pid, Vec<String>),
     /// Remove an offline node.
     Forget(String),
 }
@@ -112,6 +117,20 @@ impl Request {
             [verb, Term::Pid(pid)] if verb.is_atom("subscribe") => {
                 Ok(Request::Subscribe(pid.clone()))
             }
+            [verb, Term::Pid(pid), resources] if verb.is_atom("subscribe") => {
+                let bad = || {
+                    BadRequest::malformed(format!(
+                        "subscribe: Resources must be a list of atoms, got {resources}"
+                    ))
+                };
+                let list = resources.as_list().ok_or_else(bad)?;
+                let names = list
+                    .iter()
+                    .map(|r| r.as_atom().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(bad)?;
+                Ok(Request::SubscribeTo(pid.clone(), names))
+            }
             [verb, node] if verb.is_atom("forget") => Ok(Request::Forget(
                 node.as_atom()
                     .ok_or_else(|| {
@@ -138,6 +157,11 @@ impl Request {
             Request::GetRequirements(n) => tuple(vec![atom("get_requirements"), atom(n)]),
             Request::GetNodes => atom("get_nodes"),
             Request::Subscribe(p) => tuple(vec![atom("subscribe"), Term::Pid(p.clone())]),
+            Request::SubscribeTo(p, resources) => tuple(vec![
+                atom("subscribe"),
+                Term::Pid(p.clone()),
+                list(resources.iter().map(|r| atom(r)).collect()),
+            ]),
             Request::Forget(n) => tuple(vec![atom("forget"), atom(n)]),
         }
     }
@@ -321,7 +345,9 @@ mod tests {
             Request::Register(registration()),
             Request::GetRequirements("gate1@127.0.0.1".into()),
             Request::GetNodes,
-            Request::Subscribe(pid),
+            Request::Subscribe(pid.clone()),
+            Request::SubscribeTo(pid.clone(), vec!["gate_manager".into()]),
+            Request::SubscribeTo(pid, vec![]),
             Request::Forget("gate1@127.0.0.1".into()),
         ] {
             assert_eq!(Request::parse(&req.to_term()), Ok(req));
@@ -353,6 +379,11 @@ mod tests {
             "{error,{unknown_call,dance}}"
         );
         assert!(Request::parse(&tuple(vec![atom("get_requirements"), int(3)])).is_err());
+        let pid = Term::Pid(Pid::new("a@h", 1, 0, 1));
+        for bad in [atom("gate"), list(vec![int(1)])] {
+            let e = Request::parse(&tuple(vec![atom("subscribe"), pid.clone(), bad])).unwrap_err();
+            assert!(e.0.contains("Resources must be a list of atoms"), "{e}");
+        }
         assert!(e.to_term().as_tuple().is_some());
     }
 

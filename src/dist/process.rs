@@ -746,9 +746,23 @@ impl Subscribers {
     /// Pushes `msg` to every subscriber that is keeping up. Lagging subscribers that have
     /// caught up get `resync` first (and then `msg`). Subscribers that are gone are dropped.
     pub fn push(&mut self, ctx: &Ctx<'_>, msg: &Term, resync: &Term) {
+        self.push_where(ctx, msg, resync, |_| true)
+    }
+
+    /// [`Subscribers::push`] to the subscribers `wants` picks.
+    pub fn push_where(
+        &mut self,
+        ctx: &Ctx<'_>,
+        msg: &Term,
+        resync: &Term,
+        wants: impl Fn(&Pid) -> bool,
+    ) {
         let node = ctx.node().clone();
         let mut gone = Vec::new();
         for (pid, sub) in self.subs.iter_mut() {
+            if !wants(pid) {
+                continue;
+            }
             let remote = node_of(pid).filter(|n| n != node.name());
             if sub.lagging {
                 if remote.as_ref().is_some_and(|n| node.is_busy(n)) {

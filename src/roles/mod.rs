@@ -156,7 +156,13 @@ impl Runner {
     /// Follows the beacon's pushes until the beacon goes down (`true`) or the node stops
     /// (`false`).
     async fn follow(&mut self) -> bool {
-        let mut sub = match self.client.subscribe().await {
+        // A full-mesh node hears of every node (it connects to all of them); otherwise only
+        // of the providers of its requirements.
+        let subscribed = match self.mesh {
+            Mesh::Full => self.client.subscribe().await,
+            _ => self.client.subscribe_to(&self.role.requirements).await,
+        };
+        let mut sub = match subscribed {
             Ok(s) => s,
             Err(e) => {
                 warn!("cannot subscribe to the beacon: {e}");

@@ -518,3 +518,55 @@ async fn a_crowd_meeting_at_once_ends_every_global_session_with_no_lock_left() {
         .await;
     }
 }
+
+/// A subscriber that asked for some resources hears of their providers only: in a
+/// requirements mesh of a thousand nodes, every node hearing of every other is a million
+/// pushes through the beacon.
+#[tokio::test]
+async fn a_subscription_to_some_resources_hears_of_their_providers_only() {
+    let epmd = Daemon::start().await;
+    let beacon = start_node("beacon1@127.0.0.1", &epmd, "c").await;
+    assert!(cluster::beacon::server::start(&beacon));
+    let watcher = start_node("watcher@127.0.0.1", &epmd, "c").await;
+    let client = BeaconClient::new(watcher.clone(), n("beacon1@127.0.0.1"));
+    let mut narrow = client
+        .subscribe_to(&["gate_manager".to_string()])
+        .await
+        .unwrap();
+    let mut wide = client.subscribe().await.unwrap();
+    let register = |name: &str, resource: &str| Registration {
+        node: name.into(),
+        module: "M".into(),
+        resource: resource.into(),
+        requirements: vec![],
+    };
+    // Registered on their behalf (not connected): each is pushed as registered, then offline.
+    client
+        .register(register("dc1@127.0.0.1", "data_contact"))
+        .await
+        .unwrap();
+    client
+        .register(register("gm1@127.0.0.1", "gate_manager"))
+        .await
+        .unwrap();
+    assert_eq!(first_registration(&mut wide).await, "dc1@127.0.0.1");
+    assert_eq!(first_registration(&mut wide).await, "gm1@127.0.0.1");
+    // The narrow one skipped data_contact: its first registration is the gate_manager.
+    assert_eq!(first_registration(&mut narrow).await, "gm1@127.0.0.1");
+}
+
+/// The next node registration a subscription hears of.
+async fn first_registration(sub: &mut cluster::beacon::Subscription) -> String {
+    use cluster::beacon::{Event, SubscriptionEvent};
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let SubscriptionEvent::Beacon(Event::Registered(info)) =
+                sub.next().await.expect("events")
+            {
+                return info.node;
+            }
+        }
+    })
+    .await
+    .expect("a registration")
+}
