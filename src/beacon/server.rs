@@ -88,6 +88,12 @@ impl Beacon {
     }
 
     fn push(&mut self, ctx: &Ctx<'_>, change: &Change) {
+        self.push_also(ctx, change, None)
+    }
+
+    /// Pushes `change` to every subscriber interested in it: unfiltered ones, and those that
+    /// asked for the changed node's resource (or for `was`, what it provided before).
+    fn push_also(&mut self, ctx: &Ctx<'_>, change: &Change, was: Option<&str>) {
         self.nodes_reply = None;
         match change {
             Change::Offline { node, reason } => {
@@ -114,7 +120,9 @@ impl Beacon {
             &wire::resync_term(),
             |pid| match interests.get(pid) {
                 None => true,
-                Some(wanted) => resource.as_ref().is_some_and(|r| wanted.contains(r)),
+                Some(wanted) => wanted
+                    .iter()
+                    .any(|w| resource.as_deref() == Some(w.as_str()) || was == Some(w.as_str())),
             },
         );
     }
@@ -123,7 +131,8 @@ impl Beacon {
         let me = ctx.node().name().to_string();
         let target = NodeName::parse(&r.node).ok();
         let connection = target.as_ref().and_then(|n| link(ctx, n));
-        let is_new = self.state.get(&r.node).map(|e| &e.registration) != Some(&r);
+        let before = self.state.get(&r.node).map(|e| e.registration.clone());
+        let is_new = before.as_ref() != Some(&r);
         if is_new && self.log.check(&format!("registered {}", r.node)) == Verdict::Log {
             info!(node = %r.node, resource = %r.resource, requirements = ?r.requirements, "registered");
         } else {
@@ -140,7 +149,9 @@ impl Beacon {
             }
             change
         };
-        self.push(ctx, &change);
+        // A node that stops providing a resource is news to that resource's subscribers too.
+        let was = before.map(|b| b.resource);
+        self.push_also(ctx, &change, was.as_deref());
     }
 
     /// A registration for a node that is not connected: connect to it in the background and
