@@ -131,6 +131,11 @@ mod tests {
             .unwrap()
     }
 
+    async fn port_of(cache: &PortCache, epmd: &EpmdClient, alive: &str) -> Option<u16> {
+        let (found, _) = cache.lookup(epmd, "127.0.0.1", alive).await.unwrap();
+        found.map(|e| e.port)
+    }
+
     #[tokio::test]
     async fn a_listing_answers_the_names_it_holds_and_the_port_mapper_the_rest() {
         let (port, stop) = port_mapper().await;
@@ -160,15 +165,7 @@ mod tests {
         let epmd = EpmdClient::new("127.0.0.1", port);
         let cache = PortCache::default();
         let a = register(port, "a", 4001).await;
-        assert_eq!(
-            cache
-                .lookup(&epmd, "127.0.0.1", "a")
-                .await
-                .unwrap()
-                .0
-                .map(|e| e.port),
-            Some(4001)
-        );
+        assert_eq!(port_of(&cache, &epmd, "a").await, Some(4001));
         // `a` restarts on another port; the dial to the old one failed.
         drop(a);
         let mut again = None;
@@ -186,15 +183,7 @@ mod tests {
         }
         let _again = again.expect("the name is released");
         cache.forget("127.0.0.1");
-        assert_eq!(
-            cache
-                .lookup(&epmd, "127.0.0.1", "a")
-                .await
-                .unwrap()
-                .0
-                .map(|e| e.port),
-            Some(4009)
-        );
+        assert_eq!(port_of(&cache, &epmd, "a").await, Some(4009));
         stop.cancel();
     }
 

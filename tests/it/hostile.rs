@@ -58,16 +58,24 @@ async fn a_stranger_using_a_nodes_name_cannot_keep_us_from_it() {
         let stop = tokio_util::sync::CancellationToken::new();
         let flood = {
             let (stop, epmd_port, me) = (stop.clone(), epmd.port, me.clone());
-            tokio::spawn(async move {
+            let (first_tx, first) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(async move {
                 let mut held = Vec::new();
+                let mut first_tx = Some(first_tx);
                 while !stop.is_cancelled() {
                     held.push(claim_name(epmd_port, &me, target).await);
+                    if let Some(tx) = first_tx.take() {
+                        let _ = tx.send(());
+                    }
+                    // The stranger renews its claim at this pace, as an attacker would.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 held.len()
-            })
+            });
+            // Its first handshake is open before the real node starts.
+            first.await.expect("the stranger claimed the name");
+            task
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
         // The real node comes up while the stranger holds a handshake under its name.
         let real = start_node(target, &epmd, "c").await;
         let mut inbox = real.register("inbox").unwrap();

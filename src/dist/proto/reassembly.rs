@@ -125,6 +125,29 @@ impl Reassembly {
         self.open.len()
     }
 
+    /// Refuses sequence `seq` at its first fragment, remembering it so that its remaining
+    /// fragments are skipped quietly.
+    fn refuse(
+        &mut self,
+        seq: u64,
+        count: u64,
+        control: Term,
+        why: Refusal,
+        call: Option<(Pid, Term)>,
+    ) -> Step {
+        self.open.insert(
+            seq,
+            Partial {
+                control,
+                buf: BytesMut::new(),
+                next: count - 1,
+                refused: true,
+                call: None,
+            },
+        );
+        Step::Refused(Refused { why, call })
+    }
+
     /// The first fragment of sequence `seq`, of `count` fragments.
     pub fn start(&mut self, seq: u64, count: u64, control: Term, payload: Bytes) -> Step {
         let call = sniff_payload_call(&control, &payload, self.framing);
@@ -144,40 +167,15 @@ impl Reassembly {
             return self.complete(control, payload, call);
         }
         if self.open.len() >= self.max_open {
-            // Remember it so its remaining fragments are skipped quietly.
-            self.open.insert(
-                seq,
-                Partial {
-                    control,
-                    buf: BytesMut::new(),
-                    next: count - 1,
-                    refused: true,
-                    call: None,
-                },
-            );
-            return Step::Refused(Refused {
-                why: Refusal::TooManyOpen(self.max_open),
-                call,
-            });
+            let why = Refusal::TooManyOpen(self.max_open);
+            return self.refuse(seq, count, control, why, call);
         }
         if payload.len() > self.max_message {
-            self.open.insert(
-                seq,
-                Partial {
-                    control,
-                    buf: BytesMut::new(),
-                    next: count - 1,
-                    refused: true,
-                    call: None,
-                },
-            );
-            return Step::Refused(Refused {
-                why: Refusal::TooLarge {
-                    size: payload.len(),
-                    max: self.max_message,
-                },
-                call,
-            });
+            let why = Refusal::TooLarge {
+                size: payload.len(),
+                max: self.max_message,
+            };
+            return self.refuse(seq, count, control, why, call);
         }
         // Fragments are all the size of the first (OTP cuts them so), so this is the whole
         // payload's size, or a little more; memory is only touched as fragments arrive.
