@@ -147,6 +147,13 @@ impl BeaconClient {
         self.expect_ok(reply)
     }
 
+    /// `{leave, Node}`: tells the beacon this node is stopping cleanly (only the node itself
+    /// may).
+    pub async fn leave(&self, node: &str) -> Result<(), BeaconError> {
+        let reply = self.call(Request::Leave(node.into())).await?;
+        self.expect_ok(reply)
+    }
+
     /// Subscribes to the beacon's changes. The subscription also watches the beacon process,
     /// so its end (the beacon's node going down, or the process being killed) arrives as
     /// [`SubscriptionEvent::BeaconDown`] in order with the pushes.

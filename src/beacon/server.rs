@@ -285,6 +285,19 @@ impl Process for Beacon {
                     e.to_term()
                 }
             },
+            Request::Leave(n) => {
+                if from.pid.node.as_str() != n {
+                    return Call::Reply(tuple(vec![atom("error"), atom("not_allowed")]));
+                }
+                match self.state.leave(&n, now_ms()) {
+                    Some(c) => {
+                        info!(node = %n, "stopping cleanly");
+                        self.push(ctx, &c);
+                        atom("ok")
+                    }
+                    None => tuple(vec![atom("error"), atom("not_found")]),
+                }
+            }
             Request::Forget(n) => match self.state.get(&n).map(|e| e.status) {
                 None => tuple(vec![atom("error"), atom("not_found")]),
                 Some(Status::Online) => tuple(vec![atom("error"), atom("online")]),

@@ -35,6 +35,9 @@ pub struct Link {
 
 /// The reason shown while the beacon connects to a node registered on its behalf.
 pub const CONNECTING: &str = "connecting";
+/// The offline reason of a node that said it was stopping (`{leave, Node}`), as opposed to one
+/// whose connection failed.
+pub const STOPPED: &str = "stopped";
 /// Most nodes the registry holds; a registration for a new node beyond this is refused.
 pub const MAX_NODES: usize = 65_536;
 /// An entry whose node was never online is forgotten this long after it went offline (a
@@ -329,6 +332,21 @@ impl BeaconState {
         self.nodes.len() >= MAX_NODES && !self.nodes.contains_key(node)
     }
 
+    /// `node` says it is stopping cleanly: it goes offline with the reason [`STOPPED`] now,
+    /// and its connection closing later changes nothing. Its incarnation is dropped, so the
+    /// still-open connection cannot bring it back online; a restarted node registers again.
+    pub fn leave(&mut self, node: &str, now_ms: u64) -> Option<Change> {
+        let e = self.nodes.get(node)?;
+        if e.status != Status::Online || self.me.as_deref() == Some(node) {
+            return None;
+        }
+        let change = self.take_offline(node, STOPPED, now_ms);
+        if let Some(e) = self.nodes.get_mut(node) {
+            e.creation = None;
+        }
+        change
+    }
+
     /// Removes an offline node's entry; false if it is online or unknown.
     pub fn forget(&mut self, node: &str) -> bool {
         match self.nodes.get(node) {
@@ -596,5 +614,39 @@ mod tests {
         assert!(s.expire(10 + NEVER_ONLINE_TTL_MS).is_empty());
         assert_eq!(s.expire(10 + OFFLINE_TTL_MS), vec!["n@h".to_owned()]);
         assert!(!s.is_full_for("x@h"));
+    }
+
+    #[test]
+    fn a_node_that_leaves_is_stopped_and_its_closing_connection_changes_nothing() {
+        let mut s = BeaconState::new();
+        s.register(reg("g@h", "gate", &[]), Some(l(5)), 0);
+        assert_eq!(
+            s.leave("g@h", 7),
+            Some(Change::Offline {
+                node: "g@h".into(),
+                reason: STOPPED.into()
+            })
+        );
+        // The connection closes afterwards, or is still up at a reconcile: still stopped.
+        assert_eq!(s.node_down("g@h", 5, "connection_closed", 8), None);
+        let mut live = HashMap::new();
+        live.insert("g@h".to_owned(), l(5));
+        assert!(s.reconcile(&live, 9).is_empty());
+        assert_eq!(s.node_up("g@h", l(5), 9), None);
+        let e = s.get("g@h").unwrap();
+        assert_eq!(
+            (e.status, e.reason.as_deref()),
+            (Status::Offline, Some(STOPPED))
+        );
+        // Unknown or already offline: nothing.
+        assert_eq!(s.leave("g@h", 10), None);
+        assert_eq!(s.leave("x@h", 10), None);
+        // A restarted node registers again and is online.
+        s.register(
+            reg("g@h", "gate", &[]),
+            Some(Link { id: 9, creation: 2 }),
+            11,
+        );
+        assert_eq!(online(&s), ["g@h"]);
     }
 }

@@ -9,7 +9,10 @@
 //!   those) → `ok`, then `{beacon_event, {registered, #{...}}}`,
 //!   `{beacon_event, {offline, Node, Reason}}` and, after a subscriber fell behind and caught
 //!   up, `{beacon_event, resync}` (the subscriber should read `get_nodes` again);
-//! - `{forget, Node}` → `ok` | `{error, online}` | `{error, not_found}`.
+//! - `{forget, Node}` → `ok` | `{error, online}` | `{error, not_found}`;
+//! - `{leave, Node}` → `ok` | `{error, not_found}` | `{error, not_allowed}`: a node stopping
+//!   cleanly says so before it disconnects, so the table tells a clean stop (`stopped`) from a
+//!   crash (`connection_closed`, `net_tick_timeout`, …). Only the node itself may say it.
 //!
 //! A request outside the contract is answered `{error, {badarg, Text}}` at once.
 
@@ -33,6 +36,8 @@ pub enum Request {
     SubscribeTo(Pid, Vec<String>),
     /// Remove an offline node.
     Forget(String),
+    /// The node is stopping cleanly.
+    Leave(String),
 }
 
 /// Why a request was not understood. A known request with bad arguments is answered
@@ -138,6 +143,13 @@ impl Request {
                     })?
                     .to_owned(),
             )),
+            [verb, node] if verb.is_atom("leave") => Ok(Request::Leave(
+                node.as_atom()
+                    .ok_or_else(|| {
+                        BadRequest::malformed(format!("leave: Node must be an atom, got {node}"))
+                    })?
+                    .to_owned(),
+            )),
             _ => Err(bad()),
         }
     }
@@ -163,6 +175,7 @@ impl Request {
                 list(resources.iter().map(|r| atom(r)).collect()),
             ]),
             Request::Forget(n) => tuple(vec![atom("forget"), atom(n)]),
+            Request::Leave(n) => tuple(vec![atom("leave"), atom(n)]),
         }
     }
 }
@@ -250,6 +263,23 @@ pub struct NodeInfo {
     /// Why it is offline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl NodeInfo {
+    /// Whether it is online.
+    pub fn is_online(&self) -> bool {
+        self.status == "online"
+    }
+
+    /// Its requirements that no online node in `all` provides (what it is waiting for), in
+    /// its own order: empty when it is ready. The same rule the beacon offers providers by.
+    pub fn missing<'a>(&'a self, all: &[NodeInfo]) -> Vec<&'a str> {
+        self.requirements
+            .iter()
+            .filter(|req| !all.iter().any(|n| n.is_online() && &n.resource == *req))
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// Decodes a `get_nodes` element.
@@ -349,6 +379,7 @@ mod tests {
             Request::SubscribeTo(pid.clone(), vec!["gate_manager".into()]),
             Request::SubscribeTo(pid, vec![]),
             Request::Forget("gate1@127.0.0.1".into()),
+            Request::Leave("gate1@127.0.0.1".into()),
         ] {
             assert_eq!(Request::parse(&req.to_term()), Ok(req));
         }
@@ -446,5 +477,28 @@ mod tests {
         assert_eq!(info.since_ms, 1_795_291_000_123);
         assert_eq!(info.requirements, ["gate_manager"]);
         assert_eq!(info.reason.as_deref(), Some("net_tick_timeout"));
+    }
+
+    #[test]
+    fn readiness_needs_an_online_provider_of_every_requirement() {
+        let info = |node: &str, status: &str, resource: &str, reqs: &[&str]| NodeInfo {
+            node: node.into(),
+            status: status.into(),
+            resource: resource.into(),
+            requirements: reqs.iter().map(|r| r.to_string()).collect(),
+            module: resource.into(),
+            since_ms: 0,
+            reason: None,
+        };
+        let all = vec![
+            info("g@h", "online", "gate", &["gate_manager", "data"]),
+            info("gm@h", "offline", "gate_manager", &[]),
+            info("d@h", "online", "data", &[]),
+        ];
+        assert_eq!(all[0].missing(&all), ["gate_manager"]);
+        assert!(all[2].missing(&all).is_empty());
+        let mut all = all;
+        all[1].status = "online".into();
+        assert!(all[0].missing(&all).is_empty());
     }
 }

@@ -6,7 +6,9 @@
 //! or configuration error (bad flags, an invalid roles file), as clap already uses 2.
 
 mod completions;
+mod doctor;
 mod epmd;
+mod forget;
 mod monitor;
 mod names;
 mod output;
@@ -77,8 +79,12 @@ enum Command {
     Epmd(epmd::EpmdArgs),
     /// List the nodes registered with a host's port mapper.
     Names(names::NamesArgs),
-    /// Validate the roles file and list its roles.
+    /// Validate the roles file and list its roles (or print the built-in one).
     Roles(roles::RolesArgs),
+    /// Remove offline nodes from the beacon's table.
+    Forget(forget::ForgetArgs),
+    /// Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon).
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -110,6 +116,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Epmd(args) => epmd::run(&cli.global, args),
         Command::Names(args) => names::run(&cli.global, args),
         Command::Roles(args) => roles::run(&cli.global, args),
+        Command::Forget(args) => forget::run(&cli.global, args),
+        Command::Doctor(args) => doctor::run(&cli.global, args),
         Command::Completions(args) => completions::run(args),
     }
 }
@@ -124,16 +132,76 @@ fn report(err: &anyhow::Error) -> ExitCode {
         // The reader went away (`cluster names | head`): not our failure.
         return ExitCode::SUCCESS;
     }
-    eprintln!("cluster: {err:#}");
-    if err
-        .chain()
-        .any(|c| c.downcast_ref::<ConfigError>().is_some())
-    {
+    eprintln!("cluster: {}", describe(err));
+    if let Some(hint) = hint(err) {
+        eprintln!("cluster: hint: {hint}");
+    }
+    if is_usage(err) {
         ExitCode::from(2)
     } else {
         ExitCode::FAILURE
     }
 }
+
+/// The error chain joined by ": ", each cause once: a cause whose text an outer message
+/// already contains (an error that prints its source, and also chains it) is left out.
+pub(crate) fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        let part = part.trim();
+        if part.is_empty() || text.contains(part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(part);
+    }
+    text
+}
+
+/// Whether an error is a usage or configuration error (exit 2) rather than a runtime failure.
+fn is_usage(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.is::<ConfigError>()
+            || c.is::<Usage>()
+            || c.is::<cluster::config::cookie::CookieError>()
+            || c.is::<cluster::dist::name::NameError>()
+    })
+}
+
+/// A hint for errors whose fix is known.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    use cluster::dist::{CallError, ConnectError, SendError};
+    // A connection error, wherever it sits: alone, or inside a failed call or send (whose
+    // transparent wrappers do not appear in the chain on their own).
+    let connect = |c: &(dyn std::error::Error + 'static)| -> Option<ConnectError> {
+        let call = c.downcast_ref::<CallError>().or_else(|| {
+            match c.downcast_ref::<cluster::beacon::BeaconError>() {
+                Some(cluster::beacon::BeaconError::Call { source, .. }) => Some(source),
+                _ => None,
+            }
+        });
+        let send = c.downcast_ref::<SendError>().or(match call {
+            Some(CallError::Send(s)) => Some(s),
+            _ => None,
+        });
+        match (c.downcast_ref::<ConnectError>(), send) {
+            (Some(e), _) | (None, Some(SendError::Connect(e))) => Some(e.clone()),
+            _ => None,
+        }
+    };
+    err.chain().find_map(|c| match connect(c)? {
+        ConnectError::BadCookie => Some(session::cookie_hint()),
+        _ => None,
+    })
+}
+
+/// A usage error found after parsing (a value clap cannot check alone): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Logs go to stderr at the level `-v` asks for, or as `RUST_LOG` says (`level` or
 /// `target=level`, comma-separated). A plain target filter, not `EnvFilter`: it needs no regex
@@ -155,7 +223,7 @@ fn init_logging(verbose: u8, daemon: bool) {
         _ => Targets::new().with_default(level),
     };
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| output::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = tracing_subscriber::registry()
@@ -171,6 +239,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // A tool is busy for its whole short life: spinning saves a wake-up per answer.
     cluster::net::spin::install(&mut builder, cluster::net::spin::DEFAULT_SPIN);
     Ok(builder.enable_all().build()?)
+}
+
+/// Parses a positive, finite number of seconds (`--timeout 2.5`).
+pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }
 
 /// The clap command, for completion generation and tests.

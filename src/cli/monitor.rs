@@ -36,8 +36,12 @@ pub struct MonitorArgs {
     /// Exit 0 after this many events (members listed at the start do not count).
     #[arg(long, value_name = "N")]
     count: Option<u64>,
+    /// Show hidden nodes too (tools like this one connect as hidden nodes; by default their
+    /// comings and goings are not shown).
+    #[arg(long)]
+    all: bool,
     /// Exit 0 after this many seconds.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = super::parse_secs, allow_negative_numbers = true)]
     duration: Option<f64>,
 }
 
@@ -57,6 +61,7 @@ struct Line {
 struct Printer {
     json: bool,
     me: String,
+    all: bool,
 }
 
 impl Printer {
@@ -79,7 +84,7 @@ impl Printer {
         reason: Option<String>,
         role: Option<String>,
     ) -> std::io::Result<bool> {
-        if node == self.me {
+        if node == self.me || (!self.all && kind.as_deref() == Some("hidden")) {
             return Ok(false);
         }
         let line = Line {
@@ -118,19 +123,15 @@ pub fn run(global: &GlobalOpts, args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let follow_beacon = args.node.is_none();
     let target = match &args.node {
         Some(n) => NodeName::parse(n)?,
-        None => settings.beacon(global, None)?,
+        None => settings.beacon(None),
     };
-    if let Some(d) = args.duration {
-        if !(d.is_finite() && d > 0.0) {
-            bail!("--duration must be a positive number of seconds");
-        }
-    }
     let cookie = super::session::cookie(global)?;
     super::runtime()?.block_on(async {
         let node = super::session::hidden_node(&settings, cookie, &target).await?;
         let printer = Printer {
             json: args.json,
             me: node.name().to_string(),
+            all: args.all,
         };
         // Reaching the node is not part of the watch: an unreachable node is an error however
         // short --duration is.

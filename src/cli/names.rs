@@ -31,7 +31,7 @@ pub struct NamesArgs {
     #[arg(long)]
     json: bool,
     /// Seconds to wait for each answer.
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = super::parse_secs, allow_negative_numbers = true)]
     timeout: f64,
     /// Show the cluster-wide view from this beacon instead of one host's port mapper.
     #[arg(long, value_name = "NODE", conflicts_with = "host")]
@@ -56,16 +56,13 @@ struct NameRow {
 }
 
 pub fn run(global: &GlobalOpts, args: NamesArgs) -> anyhow::Result<ExitCode> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        anyhow::bail!("--timeout must be a positive number of seconds");
-    }
     if args.beacon.is_some() || args.cluster {
         let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
         let env_beacon = std::env::var("CLUSTER_BEACON")
             .ok()
             .map(|b| NodeName::parse(&b))
             .transpose()?;
-        let beacon = settings.beacon(global, args.beacon.clone().or(env_beacon))?;
+        let beacon = settings.beacon(args.beacon.clone().or(env_beacon));
         return cluster_view(global, &settings, &beacon, args.json);
     }
     let client = EpmdClient::new(args.host.clone(), global.epmd_port)
@@ -148,6 +145,30 @@ async fn list(client: EpmdClient) -> anyhow::Result<Vec<NameRow>> {
     Ok(rows)
 }
 
+/// A row of `names --cluster --json`: the beacon's entry plus readiness.
+#[derive(Debug, Serialize)]
+struct ClusterRow<'a> {
+    #[serde(flatten)]
+    info: &'a cluster::beacon::NodeInfo,
+    /// Online, with an online provider for every requirement.
+    ready: bool,
+    /// Requirements with no online provider.
+    missing: Vec<String>,
+}
+
+/// READY: `yes`, `no (waiting for R, …)`, or `-` for an offline node.
+fn ready_text(n: &cluster::beacon::NodeInfo, all: &[cluster::beacon::NodeInfo]) -> String {
+    if !n.is_online() {
+        return "-".into();
+    }
+    let missing = n.missing(all);
+    if missing.is_empty() {
+        "yes".into()
+    } else {
+        format!("no (waiting for {})", missing.join(", "))
+    }
+}
+
 /// The cluster-wide view: every node the beacon knows, with role, status and requirements.
 fn cluster_view(
     global: &GlobalOpts,
@@ -165,10 +186,18 @@ fn cluster_view(
         Ok::<_, anyhow::Error>(result?)
     })?;
     if json {
-        output::print_json(&nodes)?;
+        let rows: Vec<ClusterRow> = nodes
+            .iter()
+            .map(|n| ClusterRow {
+                ready: n.is_online() && n.missing(&nodes).is_empty(),
+                missing: n.missing(&nodes).into_iter().map(str::to_owned).collect(),
+                info: n,
+            })
+            .collect();
+        output::print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = output::table(&["NODE", "ROLE", "STATUS", "REQUIREMENTS", "SINCE"]);
+    let mut table = output::table(&["NODE", "ROLE", "STATUS", "READY", "REQUIREMENTS", "SINCE"]);
     for n in &nodes {
         let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(n.since_ms);
         let status = match &n.reason {
@@ -179,6 +208,7 @@ fn cluster_view(
             n.node.clone(),
             n.resource.clone(),
             status,
+            ready_text(n, &nodes),
             if n.requirements.is_empty() {
                 "-".into()
             } else {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{output, GlobalOpts};
 use cluster::dist::builtin::net_kernel;
-use cluster::dist::{CallError, NodeName, SendError};
+use cluster::dist::{CallError, ConnectError, NameKind, NodeName, SendError};
 
 /// Arguments of `cluster ping`.
 #[derive(Debug, Args)]
@@ -20,7 +20,7 @@ pub struct PingArgs {
     #[arg(required = true, value_name = "NODE")]
     nodes: Vec<String>,
     /// Seconds to wait for each node.
-    #[arg(long, default_value_t = 7.0, value_name = "SECS")]
+    #[arg(long, default_value_t = 7.0, value_name = "SECS", value_parser = super::parse_secs, allow_negative_numbers = true)]
     timeout: f64,
     /// Print a JSON array instead of lines.
     #[arg(long)]
@@ -35,12 +35,12 @@ struct PingResult {
     ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// What to do about it, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
 }
 
 pub fn run(global: &GlobalOpts, args: PingArgs) -> anyhow::Result<ExitCode> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        anyhow::bail!("--timeout must be a positive number of seconds");
-    }
     let targets = super::session::parse_nodes(&args.nodes)?;
     let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
     let cookie = super::session::cookie(global)?;
@@ -89,6 +89,9 @@ pub fn run(global: &GlobalOpts, args: PingArgs) -> anyhow::Result<ExitCode> {
                     reason.as_deref().unwrap_or("no answer")
                 )?,
             }
+            if let Some(hint) = &r.hint {
+                eprintln!("cluster: hint: {hint}");
+            }
         }
     }
     Ok(if all_pong {
@@ -108,9 +111,47 @@ async fn ping(node: &cluster::dist::Node, target: &NodeName, limit: Duration) ->
             result: "pong",
             ms: Some(started.elapsed().as_secs_f64() * 1e3),
             reason: None,
+            hint: None,
         },
-        Err(CallError::Send(SendError::Connect(e))) => pang(node_str, e.to_string()),
+        Err(CallError::Send(SendError::Connect(e))) => {
+            let hint = connect_hint(node.name(), target, &e);
+            PingResult {
+                hint,
+                ..pang(node_str, e.to_string())
+            }
+        }
         Err(e) => pang(node_str, e.to_string()),
+    }
+}
+
+/// What to do about a failed connection, where the cause is known.
+pub(crate) fn connect_hint(us: &NodeName, target: &NodeName, e: &ConnectError) -> Option<String> {
+    use cluster::net::DialError;
+    match e {
+        ConnectError::BadCookie => Some(super::session::cookie_hint()),
+        ConnectError::Refused(why) if why.contains("not_allowed") => Some(format!(
+            "{} is registered on {}, but the node there refused our {}-name node: it probably \
+             runs with a {} name (e.g. {}@<its address>); long and short names cannot mix",
+            target.alive(),
+            target.host(),
+            us.kind(),
+            match us.kind() {
+                NameKind::Long => "short",
+                NameKind::Short => "long",
+            },
+            target.alive(),
+        )),
+        ConnectError::Dial(d) => match d.as_ref() {
+            DialError::NoPortMapper { host, .. } => Some(format!(
+                "nothing answers on {host}'s port-mapper port: no node runs there, or the port \
+                 mapper uses another port (--epmd-port, ERL_EPMD_PORT)"
+            )),
+            DialError::Resolve { host, .. } => Some(format!(
+                "{host} is not a known host name (DNS); check the part after @"
+            )),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -120,5 +161,6 @@ fn pang(node: String, reason: String) -> PingResult {
         result: "pang",
         ms: None,
         reason: Some(reason),
+        hint: None,
     }
 }

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
@@ -24,7 +24,7 @@ pub struct RequirementsArgs {
     #[arg(long, env = "CLUSTER_BEACON", value_name = "NODE")]
     beacon: Option<NodeName>,
     /// Wait up to this many seconds for every requirement to have an online provider.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = super::parse_secs, allow_negative_numbers = true)]
     wait: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -70,12 +70,7 @@ fn satisfied(node: &NodeInfo, rows: &[Row]) -> bool {
 
 pub fn run(global: &GlobalOpts, args: RequirementsArgs) -> anyhow::Result<ExitCode> {
     let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
-    let beacon = settings.beacon(global, args.beacon.clone())?;
-    if let Some(w) = args.wait {
-        if !(w.is_finite() && w > 0.0) {
-            bail!("--wait must be a positive number of seconds");
-        }
-    }
+    let beacon = settings.beacon(args.beacon.clone());
     let cookie = super::session::cookie(global)?;
     let target = args.node.to_string();
     super::runtime()?.block_on(async {

@@ -1,5 +1,6 @@
-//! `cluster roles`: validates the roles file and lists every role with its resource and
-//! requirements. A broken file exits with status 2 and names the file, line and column.
+//! `cluster roles`: validates the roles file and lists every role with its resource,
+//! requirements and description. A broken file exits with status 2 and names the file, line
+//! and column. `--default` prints the built-in roles file, to start one from.
 
 use std::process::ExitCode;
 
@@ -15,22 +16,38 @@ pub struct RolesArgs {
     /// Print the resolved file as JSON.
     #[arg(long)]
     json: bool,
+    /// Print the built-in roles file (what is used when no roles file is found).
+    #[arg(long, conflicts_with = "json")]
+    default: bool,
 }
 
 pub fn run(global: &GlobalOpts, args: RolesArgs) -> anyhow::Result<ExitCode> {
-    let file = config::load_roles(global.roles.as_deref()).context("invalid roles file")?;
-    if args.json {
-        output::print_json(&file)?;
+    if args.default {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(config::BUILTIN_ROLES.as_bytes())?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = output::table(&["ROLE", "RESOURCE", "REQUIREMENTS"]);
+    let settings = super::session::Settings::resolve(global).context("invalid roles file")?;
+    let file = settings.roles();
+    if args.json {
+        output::print_json(file)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table(&["ROLE", "RESOURCE", "REQUIREMENTS", "DESCRIPTION"]);
     for role in &file.roles {
         let reqs = if role.requirements.is_empty() {
             "-".to_owned()
         } else {
             role.requirements.join(", ")
         };
-        table.add_row(vec![role.name.clone(), role.resource.clone(), reqs]);
+        table.add_row(vec![
+            role.name.clone(),
+            role.resource.clone(),
+            reqs,
+            role.description.clone().unwrap_or_else(|| "-".into()),
+        ]);
     }
     output::print_table(&table)?;
     Ok(ExitCode::SUCCESS)

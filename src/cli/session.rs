@@ -9,15 +9,18 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::GlobalOpts;
-use cluster::config::cookie::CookieSources;
-use cluster::config::{self, ConfigError, RolesFile};
+use cluster::config::cookie::{CookieSource, CookieSources};
+use cluster::config::{self, ConfigError, RolesFile, RolesSource};
 use cluster::dist::{Cookie, NameKind, Node, NodeConfig, NodeName};
 
 /// Settings every node-talking command resolves the same way.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The roles file, if one was given or found (always valid: an invalid one is an error).
-    pub roles: Option<RolesFile>,
+    /// The roles file: the one named or found (always valid: an invalid one is an error),
+    /// else the built-in roles.
+    pub roles: RolesFile,
+    /// Whether `roles` are the built-in ones.
+    pub roles_source: RolesSource,
     /// The port mapper's port.
     pub epmd_port: u16,
     /// `net_ticktime`: the roles file's, else Erlang's default.
@@ -26,53 +29,79 @@ pub struct Settings {
 
 impl Settings {
     /// Resolves the settings. A roles file that was named (`--roles`, `CLUSTER_ROLES`) must
-    /// exist; any roles file found must be valid, checked exactly as `cluster roles` checks it.
+    /// exist; any roles file found must be valid, checked exactly as `cluster roles` checks it;
+    /// with none, the built-in roles apply.
     pub fn resolve(global: &GlobalOpts) -> Result<Settings, ConfigError> {
-        let roles = match config::load_roles(global.roles.as_deref()) {
-            Ok(file) => Some(file),
-            Err(ConfigError::NotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        let ticktime = roles
-            .as_ref()
-            .map_or(config::roles::DEFAULT_NET_TICKTIME, |r| {
-                r.cluster.net_ticktime
-            });
+        let (roles, roles_source) = config::load_roles_or_builtin(global.roles.as_deref())?;
+        let ticktime = roles.cluster.net_ticktime;
         Ok(Settings {
             roles,
+            roles_source,
             epmd_port: global.epmd_port,
             ticktime: Duration::from_secs(ticktime),
         })
     }
 
-    /// The roles file, or the error saying why there is none.
-    pub fn require_roles(&self, global: &GlobalOpts) -> Result<&RolesFile, ConfigError> {
-        self.roles.as_ref().ok_or_else(|| {
-            config::resolve_roles_path(global.roles.as_deref())
-                .err()
-                .unwrap_or(ConfigError::NotFound {
-                    searched: Vec::new(),
-                })
-        })
+    /// The roles, for a command that acts on them (starting a role, `up`). When they are the
+    /// built-in ones, says so once on stderr: the user may have meant a file of their own.
+    pub fn roles(&self) -> &RolesFile {
+        if self.roles_source == RolesSource::Builtin {
+            static NOTICE: std::sync::Once = std::sync::Once::new();
+            NOTICE.call_once(|| {
+                let searched: Vec<String> = config::roles_search_paths()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                eprintln!(
+                    "cluster: no roles file found ({}); using the built-in roles \
+                     (`cluster roles --default > roles.toml` to start one)",
+                    searched.join(", ")
+                );
+            });
+        }
+        &self.roles
     }
 
-    /// The beacon: the flag, else the roles file's.
-    pub fn beacon(&self, global: &GlobalOpts, flag: Option<NodeName>) -> anyhow::Result<NodeName> {
-        if let Some(b) = flag {
-            return Ok(b);
-        }
-        let roles = self.require_roles(global).context(
-            "no beacon given (--beacon, CLUSTER_BEACON) and no roles file to find it in",
-        )?;
-        Ok(roles.cluster.beacon.clone())
+    /// The beacon: the flag, else the roles file's (the built-in roles name
+    /// `beacon1@127.0.0.1`).
+    pub fn beacon(&self, flag: Option<NodeName>) -> NodeName {
+        flag.unwrap_or_else(|| self.roles.cluster.beacon.clone())
     }
 }
 
+/// Where this process's cookie came from, once resolved: errors about a rejected cookie say
+/// it, since "cookie rejected" alone does not tell which of four sources was used.
+static COOKIE_SOURCE: std::sync::OnceLock<CookieSource> = std::sync::OnceLock::new();
+
 /// The cookie from the flags, the environment or `~/.erlang.cookie`.
 pub fn cookie(global: &GlobalOpts) -> anyhow::Result<Cookie> {
-    CookieSources::from_process(global.cookie.clone(), global.cookie_file.clone())
-        .resolve()
-        .context("no usable cookie")
+    let (cookie, source) =
+        CookieSources::from_process(global.cookie.clone(), global.cookie_file.clone())
+            .resolve_with_source()
+            .context("no usable cookie")?;
+    let _ = COOKIE_SOURCE.set(source);
+    Ok(cookie)
+}
+
+/// The cookie and where it came from (remembered for [`cookie_hint`]).
+pub fn cookie_with_source(
+    global: &GlobalOpts,
+) -> Result<(Cookie, CookieSource), cluster::config::cookie::CookieError> {
+    let (cookie, source) =
+        CookieSources::from_process(global.cookie.clone(), global.cookie_file.clone())
+            .resolve_with_source()?;
+    let _ = COOKIE_SOURCE.set(source.clone());
+    Ok((cookie, source))
+}
+
+/// What to tell the user when a peer rejected our cookie.
+pub fn cookie_hint() -> String {
+    match COOKIE_SOURCE.get() {
+        Some(source) => source.rejected_hint(),
+        None => {
+            "give the cluster's cookie with --cookie, CLUSTER_COOKIE or ~/.erlang.cookie".to_owned()
+        }
+    }
 }
 
 /// This machine's host name, for short node names.

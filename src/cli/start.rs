@@ -19,11 +19,11 @@ use cluster::roles;
 
 /// Shows the role's start-up: a spinner on a terminal until the requirements are met, then
 /// one line per change; without a terminal, one line per change throughout (which `cluster up`
-/// reads).
+/// reads). Log lines are printed around the spinner, never through it.
 async fn show_progress(name: String, mut phase: tokio::sync::watch::Receiver<roles::Phase>) {
-    use std::io::IsTerminal;
-    let mut spinner = std::io::stdout().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
+    let bars = super::output::terminal_bars();
+    let mut spinner = bars.as_ref().map(|multi| {
+        let bar = multi.add(indicatif::ProgressBar::new_spinner());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
@@ -32,6 +32,11 @@ async fn show_progress(name: String, mut phase: tokio::sync::watch::Receiver<rol
         match spinner.take() {
             Some(bar) if matches!(now, roles::Phase::Ready(_)) => {
                 bar.finish_with_message(format!("{name}: {now}"));
+                super::output::end_bars();
+            }
+            Some(bar) if matches!(now, roles::Phase::Failed(_)) => {
+                bar.finish_and_clear();
+                super::output::end_bars();
             }
             Some(bar) => {
                 bar.set_message(format!("{name}: {now}"));
@@ -55,8 +60,29 @@ fn phase_word(p: &roles::Phase) -> String {
             let nodes: Vec<&str> = p.iter().map(|p| p.node.as_str()).collect();
             format!("ready {}", nodes.join(","))
         }
+        roles::Phase::CookieRejected => "cookie_rejected".into(),
+        roles::Phase::Failed(why) => format!("failed {why}"),
     }
 }
+
+/// Waits until the role gives up (its phase is [`roles::Phase::Failed`]); never returns for a
+/// node without a role.
+async fn role_failed(phase: Option<tokio::sync::watch::Receiver<roles::Phase>>) -> String {
+    let Some(mut phase) = phase else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let roles::Phase::Failed(why) = &*phase.borrow_and_update() {
+            return why.clone();
+        }
+        if phase.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// How long a stopping node waits for the beacon to note its clean stop.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Arguments of `cluster start`.
 #[derive(Debug, Args)]
@@ -117,6 +143,11 @@ pub struct StartArgs {
     /// The beacon to register with [default: the roles file's beacon].
     #[arg(long, env = "CLUSTER_BEACON", value_name = "NODE")]
     beacon: Option<NodeName>,
+    /// Seconds a role node goes on trying a beacon that rejects its cookie before it exits
+    /// with an error (a wrong cookie does not fix itself).
+    #[arg(long, value_name = "SECS", default_value_t = roles::DEFAULT_COOKIE_REJECT_LIMIT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    cookie_reject_timeout: u64,
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -154,9 +185,7 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
     let role = match &args.role {
         None => None,
         Some(name) => {
-            let file = settings
-                .require_roles(global)
-                .context("--role needs the roles file to check the role against")?;
+            let file = settings.roles();
             let Some(role) = file.role(name) else {
                 return Err(anyhow::Error::new(
                     cluster::config::ConfigError::UnknownRole {
@@ -166,7 +195,7 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
                     },
                 ));
             };
-            let beacon = settings.beacon(global, args.beacon.clone())?;
+            let beacon = settings.beacon(args.beacon.clone());
             Some((role.clone(), file.cluster.mesh, beacon))
         }
     };
@@ -196,7 +225,7 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
     let mesh = role
         .as_ref()
         .map(|(_, m, _)| *m)
-        .or_else(|| settings.roles.as_ref().map(|r| r.cluster.mesh));
+        .or(Some(settings.roles.cluster.mesh));
     cfg.global = mesh != Some(cluster::config::Mesh::Requirements);
     raise_fd_limit();
     let mut builder = if args.threads == 1 {
@@ -218,6 +247,8 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
             node.listen_port(),
             node.creation()
         );
+        let mut phase_rx = None;
+        let mut leave_beacon = None;
         match role {
             Some((role, _, _)) if role.name == "beacon" => {
                 if !cluster::beacon::server::start(&node) {
@@ -226,15 +257,45 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
                 println!("cluster: {} beacon ready", node.name());
             }
             Some((role, mesh, beacon)) => {
-                let (phase_tx, phase_rx) = tokio::sync::watch::channel(roles::Phase::Connecting);
-                node.spawn_task(roles::run(node.clone(), role, mesh, beacon, phase_tx));
-                tokio::spawn(show_progress(node.name().to_string(), phase_rx));
+                let (phase_tx, rx) = tokio::sync::watch::channel(roles::Phase::Connecting);
+                let options = roles::RunOptions {
+                    cookie_reject_limit: Duration::from_secs(args.cookie_reject_timeout),
+                };
+                leave_beacon = Some(beacon.clone());
+                node.spawn_task(roles::run_with(
+                    node.clone(),
+                    role,
+                    mesh,
+                    beacon,
+                    phase_tx,
+                    options,
+                ));
+                tokio::spawn(show_progress(node.name().to_string(), rx.clone()));
+                phase_rx = Some(rx);
             }
             None => {}
         }
         super::resident::drop_startup_code();
-        super::epmd::wait_for_signal().await;
+        let failed = tokio::select! {
+            _ = super::epmd::wait_for_signal() => None,
+            why = role_failed(phase_rx) => Some(why),
+        };
+        if let Some(why) = failed {
+            node.shutdown().await;
+            return Err(anyhow::anyhow!("{why}; {}", super::session::cookie_hint()));
+        }
         tracing::info!("shutting down");
+        if let Some(beacon) = leave_beacon {
+            // Tell the beacon this is a clean stop, so its table says `stopped` rather than
+            // a crash's reason; a beacon that does not answer soon is not waited for.
+            let client = cluster::beacon::BeaconClient::new(node.clone(), beacon);
+            let me = node.name().to_string();
+            match tokio::time::timeout(LEAVE_TIMEOUT, client.leave(&me)).await {
+                Ok(Ok(())) => tracing::debug!("the beacon noted our clean stop"),
+                Ok(Err(e)) => tracing::debug!("the beacon did not note our clean stop: {e}"),
+                Err(_) => tracing::debug!("the beacon did not answer our leave in time"),
+            }
+        }
         node.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

@@ -66,21 +66,78 @@ impl CookieSources {
 
     /// Resolves the cookie, creating `~/.erlang.cookie` if it is the source and is missing.
     pub fn resolve(&self) -> Result<Cookie, CookieError> {
+        self.resolve_with_source().map(|(cookie, _)| cookie)
+    }
+
+    /// Resolves the cookie and says where it came from, for messages about a rejected
+    /// cookie ("our cookie came from ~/.erlang.cookie, created just now…").
+    pub fn resolve_with_source(&self) -> Result<(Cookie, CookieSource), CookieError> {
         if let Some(value) = &self.flag {
-            return non_empty(value, "--cookie");
+            return Ok((non_empty(value, "--cookie")?, CookieSource::Flag));
         }
         if let Some(path) = &self.file {
-            return read_cookie_file(path);
+            return Ok((read_cookie_file(path)?, CookieSource::File(path.clone())));
         }
         if let Some(value) = &self.env {
-            return non_empty(value, "CLUSTER_COOKIE");
+            return Ok((non_empty(value, "CLUSTER_COOKIE")?, CookieSource::Env));
         }
         let home = self.home.as_ref().ok_or(CookieError::NoHome)?;
         let path = home.join(".erlang.cookie");
-        if !path.exists() {
+        let created = !path.exists();
+        if created {
             create_cookie_file(&path)?;
         }
-        read_cookie_file(&path)
+        Ok((
+            read_cookie_file(&path)?,
+            CookieSource::Home { path, created },
+        ))
+    }
+}
+
+/// Where the cookie in use came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieSource {
+    /// `--cookie`.
+    Flag,
+    /// `--cookie-file PATH`.
+    File(PathBuf),
+    /// `CLUSTER_COOKIE`.
+    Env,
+    /// `~/.erlang.cookie`; `created` when this run made it (with a random cookie, which no
+    /// other node can know).
+    Home {
+        /// The file.
+        path: PathBuf,
+        /// Whether it was created just now.
+        created: bool,
+    },
+}
+
+impl std::fmt::Display for CookieSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CookieSource::Flag => f.write_str("--cookie"),
+            CookieSource::File(p) => write!(f, "--cookie-file {}", p.display()),
+            CookieSource::Env => f.write_str("CLUSTER_COOKIE"),
+            CookieSource::Home {
+                path,
+                created: false,
+            } => write!(f, "{}", path.display()),
+            CookieSource::Home {
+                path,
+                created: true,
+            } => write!(f, "{}, just created with a random cookie", path.display()),
+        }
+    }
+}
+
+impl CookieSource {
+    /// What to tell a user whose cookie a peer rejected.
+    pub fn rejected_hint(&self) -> String {
+        format!(
+            "our cookie came from {self}; give the cluster's cookie with --cookie, \
+             CLUSTER_COOKIE or ~/.erlang.cookie"
+        )
     }
 }
 
@@ -207,6 +264,26 @@ mod tests {
             };
             assert_eq!(s.resolve().unwrap(), Cookie::new("fine"), "{mode:o}");
         }
+    }
+
+    #[test]
+    fn the_source_is_reported_with_the_cookie() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sources(dir.path());
+        let (_, first) = s.resolve_with_source().unwrap();
+        assert!(
+            matches!(&first, CookieSource::Home { created: true, .. }),
+            "{first:?}"
+        );
+        assert!(first.to_string().contains("just created"), "{first}");
+        let (_, again) = s.resolve_with_source().unwrap();
+        assert!(matches!(again, CookieSource::Home { created: false, .. }));
+        s.env = Some("e".into());
+        assert_eq!(s.resolve_with_source().unwrap().1, CookieSource::Env);
+        s.flag = Some("f".into());
+        let (_, flag) = s.resolve_with_source().unwrap();
+        assert_eq!(flag, CookieSource::Flag);
+        assert!(flag.rejected_hint().contains("--cookie"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::beacon::{BeaconClient, Event, Provider, Registration, SubscriptionEvent};
 use crate::config::{Mesh, Role};
-use crate::dist::{Node, NodeEvent, NodeName};
+use crate::dist::{ConnectError, Node, NodeEvent, NodeName};
 
 /// Pause between attempts to reach an absent beacon, or to ask again after a failed request.
 const RETRY: Duration = Duration::from_millis(500);
@@ -43,6 +43,30 @@ pub enum Phase {
     Waiting(Vec<String>),
     /// Every requirement has an online provider.
     Ready(Vec<Provider>),
+    /// The beacon rejects our cookie; still trying, until [`RunOptions::cookie_reject_limit`].
+    CookieRejected,
+    /// Gave up: the node cannot take part (its cookie was rejected for too long). The node
+    /// should exit with this reason.
+    Failed(String),
+}
+
+/// How a role runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long the beacon may go on rejecting our cookie before the role gives up. A wrong
+    /// cookie does not fix itself; a node retrying it for ever only fills the beacon's log.
+    pub cookie_reject_limit: Duration,
+}
+
+/// Default [`RunOptions::cookie_reject_limit`].
+pub const DEFAULT_COOKIE_REJECT_LIMIT: Duration = Duration::from_secs(30);
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            cookie_reject_limit: DEFAULT_COOKIE_REJECT_LIMIT,
+        }
+    }
 }
 
 impl std::fmt::Display for Phase {
@@ -56,6 +80,8 @@ impl std::fmt::Display for Phase {
                 let names: Vec<&str> = p.iter().map(|p| p.node.as_str()).collect();
                 write!(f, "requirements met by {}", names.join(", "))
             }
+            Phase::CookieRejected => f.write_str("the beacon rejects our cookie; retrying"),
+            Phase::Failed(why) => f.write_str(why),
         }
     }
 }
@@ -67,6 +93,19 @@ pub async fn run(
     mesh: Mesh,
     beacon: NodeName,
     phase: watch::Sender<Phase>,
+) {
+    run_with(node, role, mesh, beacon, phase, RunOptions::default()).await
+}
+
+/// [`run`] with options. Returns early, with the phase [`Phase::Failed`], when the role
+/// cannot take part.
+pub async fn run_with(
+    node: Node,
+    role: Role,
+    mesh: Mesh,
+    beacon: NodeName,
+    phase: watch::Sender<Phase>,
+    options: RunOptions,
 ) {
     if role.name == "gate_manager" {
         gates::start_manager(&node);
@@ -85,6 +124,7 @@ pub async fn run(
         mesh,
         phase,
         gate_managers: Arc::default(),
+        options,
     };
     loop {
         runner.phase.send_replace(Phase::Connecting);
@@ -109,6 +149,22 @@ struct Runner {
     phase: watch::Sender<Phase>,
     /// The gate_managers on offer (a gate registers with each, retrying while it stays).
     gate_managers: Arc<Mutex<BTreeSet<String>>>,
+    options: RunOptions,
+}
+
+/// Why an attempt to reach and register with the beacon failed.
+enum AttemptError {
+    Connect(ConnectError),
+    Register(String),
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptError::Connect(e) => e.fmt(f),
+            AttemptError::Register(e) => f.write_str(e),
+        }
+    }
 }
 
 /// What following the beacon's pushes decided.
@@ -120,19 +176,22 @@ enum Next {
 }
 
 impl Runner {
-    /// Connects to the beacon and registers, retrying until it works or the node stops.
+    /// Connects to the beacon and registers, retrying until it works or the node stops
+    /// (`false`). A beacon that rejects our cookie for longer than the options allow ends the
+    /// role with [`Phase::Failed`].
     async fn reach_and_register(&self, reg: &Registration) -> bool {
         let mut logged = false;
+        let mut rejected_since: Option<tokio::time::Instant> = None;
         loop {
             let attempt = async {
                 self.node
                     .connect(self.client.beacon())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(AttemptError::Connect)?;
                 self.client
                     .register(reg.clone())
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| AttemptError::Register(e.to_string()))
             };
             let result = tokio::select! {
                 _ = self.node.stopped() => return false,
@@ -140,11 +199,33 @@ impl Runner {
             };
             match result {
                 Ok(()) => return true,
-                Err(e) if !logged => {
-                    warn!(beacon = %self.client.beacon(), "cannot register yet: {e}");
-                    logged = true;
+                Err(AttemptError::Connect(ConnectError::BadCookie)) => {
+                    let since = *rejected_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.options.cookie_reject_limit {
+                        let why = format!(
+                            "the beacon {} rejected our cookie for {}s; giving up",
+                            self.client.beacon(),
+                            self.options.cookie_reject_limit.as_secs()
+                        );
+                        self.phase.send_replace(Phase::Failed(why));
+                        return false;
+                    }
+                    if self.phase.send_replace(Phase::CookieRejected) != Phase::CookieRejected {
+                        warn!(beacon = %self.client.beacon(), "the beacon rejects our cookie");
+                    }
                 }
-                Err(e) => debug!(beacon = %self.client.beacon(), "cannot register yet: {e}"),
+                Err(e) => {
+                    rejected_since = None;
+                    if self.phase.borrow().clone() == Phase::CookieRejected {
+                        self.phase.send_replace(Phase::Connecting);
+                    }
+                    if !logged {
+                        warn!(beacon = %self.client.beacon(), "cannot register yet: {e}");
+                        logged = true;
+                    } else {
+                        debug!(beacon = %self.client.beacon(), "cannot register yet: {e}");
+                    }
+                }
             }
             tokio::select! {
                 _ = self.node.stopped() => return false,

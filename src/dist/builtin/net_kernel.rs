@@ -1,5 +1,7 @@
 //! `net_kernel`, as far as other nodes talk to it: `net_adm:ping/1` monitors it and calls
-//! `{is_auth, Node}`; a connected peer is authenticated, so the answer is `yes`. Anything else
+//! `{is_auth, Node}`; a connected peer is authenticated, so the answer is `yes`.
+//! `net_kernel:get_net_ticktime()` calls `ticktime` and gets the tick time in seconds (what
+//! `cluster doctor` compares across nodes, ours and erl's alike). Anything else
 //! gets `{error, {unknown_call, Req}}` at once. It refuses `sys:terminate`: the node needs it.
 
 use crate::dist::node::From;
@@ -20,11 +22,14 @@ impl Process for NetKernel {
         NAME.into()
     }
 
-    fn handle_call(&mut self, _ctx: &mut Ctx<'_>, _from: &From, request: Term) -> Call {
+    fn handle_call(&mut self, ctx: &mut Ctx<'_>, _from: &From, request: Term) -> Call {
         match request.as_tuple() {
             Some([verb, _node]) if verb.is_atom("is_auth") => {
                 self.answered += 1;
                 Call::Reply(atom("yes"))
+            }
+            _ if request.is_atom("ticktime") => {
+                Call::Reply(Term::from(ctx.node().config().ticktime.as_secs()))
             }
             _ => unknown_call(request),
         }
@@ -56,4 +61,27 @@ pub async fn ping(
             "unexpected reply {reply}"
         )))
     }
+}
+
+/// `net_kernel:get_net_ticktime()` on `target`, in seconds (OTP answers an integer, or
+/// `{ongoing_change_to, T}` while a change is in progress: then `T`).
+pub async fn ticktime(
+    node: &crate::dist::Node,
+    target: &crate::dist::NodeName,
+    limit: std::time::Duration,
+) -> Result<u64, crate::dist::CallError> {
+    let reply = node
+        .call(
+            &crate::dist::Dest::name(NAME, target),
+            atom("ticktime"),
+            limit,
+        )
+        .await?;
+    let value = match reply.as_tuple() {
+        Some([k, t]) if k.is_atom("ongoing_change_to") => t.as_int(),
+        _ => reply.as_int(),
+    };
+    value
+        .and_then(|t| u64::try_from(t).ok())
+        .ok_or_else(|| crate::dist::CallError::Exit(format!("unexpected reply {reply}")))
 }

@@ -126,10 +126,15 @@ fn report(inner: &Inner, e: Option<SetupError>, who: Option<String>, addr: PeerA
     match e {
         // One line per claimed name per window; a flood with a new name each time is held to
         // the limiter's line budget.
-        SetupError::Handshake(HandshakeError::BadCookie) => inner.warn_limited(
-            format!("cookie mismatch from {peer}"),
-            || warn!(%peer, %addr, "connection attempt rejected: cookie mismatch"),
-        ),
+        SetupError::Handshake(HandshakeError::BadCookie) => {
+            if inner
+                .cookie_warn
+                .check(&format!("cookie mismatch from {peer}"))
+                == Verdict::Log
+            {
+                warn!(%peer, %addr, "connection attempt rejected: cookie mismatch (at most one line per peer a minute)");
+            }
+        }
         SetupError::Handshake(HandshakeError::Refused(_)) => {
             debug!(%peer, %addr, "connection attempt refused: {e}")
         }

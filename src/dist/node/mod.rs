@@ -362,6 +362,9 @@ pub(crate) struct Inner {
     budget: Arc<Semaphore>,
     dials: Arc<Semaphore>,
     warn: WarnLimiter,
+    /// Rejected cookies, per claimed peer name: a node retrying with the wrong cookie twice a
+    /// second costs one line a minute, then a count.
+    cookie_warn: WarnLimiter,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -638,6 +641,7 @@ impl Node {
             budget: Arc::new(Semaphore::new(cfg.budget_bytes())),
             dials: Arc::new(Semaphore::new(cfg.max_dials.max(1))),
             warn: WarnLimiter::new(DEFAULT_WINDOW),
+            cookie_warn: WarnLimiter::new(COOKIE_WARN_WINDOW),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             cfg,
@@ -1248,6 +1252,10 @@ fn peer_of(pid: &Pid) -> Result<NodeName, SendError> {
         .map_err(|_| SendError::BadDest(format!("pid of node {:?}", pid.node.as_str())))
 }
 
+/// The window of the per-peer cookie-mismatch warning: at most one line per peer per window,
+/// plus one count of the rest.
+pub const COOKIE_WARN_WINDOW: Duration = Duration::from_secs(60);
+
 /// Logs the summaries of rate-limited warnings once their window is over.
 async fn warn_summaries(node: Node) {
     let window = node.inner.warn.window();
@@ -1258,6 +1266,12 @@ async fn warn_summaries(node: Node) {
         }
         for (key, n) in node.inner.warn.due() {
             warn!("{key}: {n} more in the last {}s", window.as_secs());
+        }
+        for (key, n) in node.inner.cookie_warn.due() {
+            warn!(
+                "{key}: {n} more in the last {}s",
+                COOKIE_WARN_WINDOW.as_secs()
+            );
         }
     }
 }
