@@ -19,8 +19,14 @@ _cluster() {
             cluster,completions)
                 cmd="cluster__subcmd__completions"
                 ;;
+            cluster,doctor)
+                cmd="cluster__subcmd__doctor"
+                ;;
             cluster,epmd)
                 cmd="cluster__subcmd__epmd"
+                ;;
+            cluster,forget)
+                cmd="cluster__subcmd__forget"
                 ;;
             cluster,help)
                 cmd="cluster__subcmd__help"
@@ -49,8 +55,14 @@ _cluster() {
             cluster__subcmd__help,completions)
                 cmd="cluster__subcmd__help__subcmd__completions"
                 ;;
+            cluster__subcmd__help,doctor)
+                cmd="cluster__subcmd__help__subcmd__doctor"
+                ;;
             cluster__subcmd__help,epmd)
                 cmd="cluster__subcmd__help__subcmd__epmd"
+                ;;
+            cluster__subcmd__help,forget)
+                cmd="cluster__subcmd__help__subcmd__forget"
                 ;;
             cluster__subcmd__help,help)
                 cmd="cluster__subcmd__help__subcmd__help"
@@ -83,7 +95,7 @@ _cluster() {
 
     case "${cmd}" in
         cluster)
-            opts="-v -h -V --epmd-port --cookie --cookie-file --roles --verbose --help --version start ping monitor requirements up epmd names roles completions help"
+            opts="-v -h -V --epmd-port --cookie --cookie-file --roles --verbose --help --version start ping monitor requirements up epmd names roles forget doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,6 +131,40 @@ _cluster() {
                 return 0
             fi
             case "${prev}" in
+                --epmd-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roles)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cluster__subcmd__doctor)
+            opts="-v -h -V --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --beacon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --epmd-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -192,8 +238,42 @@ _cluster() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cluster__subcmd__forget)
+            opts="-v -h -V --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --beacon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --epmd-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roles)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cluster__subcmd__help)
-            opts="start ping monitor requirements up epmd names roles completions help"
+            opts="start ping monitor requirements up epmd names roles forget doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,7 +300,35 @@ _cluster() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cluster__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cluster__subcmd__help__subcmd__epmd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cluster__subcmd__help__subcmd__forget)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -347,7 +455,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__monitor)
-            opts="-v -h -V --json --count --duration --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --json --count --all --duration --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -499,7 +607,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__roles)
-            opts="-v -h -V --json --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --json --default --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -529,7 +637,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__start)
-            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-message-size --busy-limit --receive-budget --no-auto-connect --hidden --threads --spin --beacon --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --name --role --net-ticktime --net-setuptime --dist-port --listen --no-epmd-start --max-message-size --busy-limit --receive-budget --no-auto-connect --hidden --threads --spin --beacon --cookie-reject-timeout --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -583,6 +691,10 @@ _cluster() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cookie-reject-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --epmd-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -607,7 +719,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__up)
-            opts="-v -h -V --host --only --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --host --only --restart --stop-epmd --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -619,6 +731,10 @@ _cluster() {
                     ;;
                 --only)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --restart)
+                    COMPREPLY=($(compgen -W "on-failure always never" -- "${cur}"))
                     return 0
                     ;;
                 --epmd-port)

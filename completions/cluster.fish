@@ -38,7 +38,9 @@ complete -c cluster -n "__fish_cluster_needs_command" -f -a "requirements" -d 'A
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
-complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l name -d 'The node\'s name, name@host (a long name when host has dots or is an IP)' -r
@@ -53,6 +55,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand start" -l receive-budget
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l threads -d 'Runtime threads. One (the default) runs the whole node on one thread: no wake-up ever crosses threads, which halves the cost of a message. More suit roles whose processes do heavy work of their own' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l spin -d 'Microseconds a busy node\'s threads poll its sockets before sleeping (like erl\'s +sbwt): a message then costs no wake-up. 0 never spins; an idle node never spins' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l beacon -d 'The beacon to register with [default: the roles file\'s beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-reject-timeout -d 'Seconds a role node goes on trying a beacon that rejects its cookie before it exits with an error (a wrong cookie does not fix itself)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
@@ -79,6 +82,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l cookie -d 'D
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l json -d 'One JSON object per line'
+complete -c cluster -n "__fish_cluster_using_subcommand monitor" -l all -d 'Show hidden nodes too (tools like this one connect as hidden nodes; by default their comings and goings are not shown)'
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand monitor" -s V -l version -d 'Print version'
@@ -94,12 +98,16 @@ complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s h -l he
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l host -d 'Host part of every node name' -r
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l only -d 'Start only these roles (comma-separated)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l restart -d 'When to restart a node that exits' -r -f -a "on-failure\t'Unless it exited with status 0'
+always\t'Whatever the exit status'
+never\t'Never: report it and go on'"
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l stop-epmd -d 'Stop the port mapper too when `up` ends (by default it outlives `up`, as epmd outlives erl; it refuses to stop while other nodes are registered)'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
-complete -c cluster -n "__fish_cluster_using_subcommand up" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand up" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l port -d 'Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l address -d 'Addresses to listen on, comma-separated; loopback is always added. [default: every IPv4 interface, as epmd]' -r
@@ -134,9 +142,26 @@ complete -c cluster -n "__fish_cluster_using_subcommand roles" -l cookie -d 'Dis
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -l json -d 'Print the resolved file as JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand roles" -l default -d 'Print the built-in roles file (what is used when no roles file is found)'
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand forget" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
@@ -144,13 +169,15 @@ complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "start" -d 'Run a node in the foreground'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "start" -d 'Run a node in the foreground'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles forget doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -95,8 +95,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
     }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
+    let stop = wait_for_signal();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop.await;
         signals.cancel();
     });
     super::resident::drop_startup_code();
@@ -104,15 +105,26 @@ async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn wait_for_signal() {
+/// Resolves at SIGINT or SIGTERM. The handlers are installed when this is called, not when it
+/// is first awaited: a daemon calls it before it says it is ready, so a signal sent the moment
+/// it is ready still stops it gracefully instead of killing it.
+pub(super) fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(term) => {}
+            _ = wait(int) => {}
+        }
     }
 }
 

@@ -238,6 +238,8 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
     cluster::net::spin::install(&mut builder, Duration::from_micros(args.spin));
     let rt = builder.enable_all().build()?;
     rt.block_on(async move {
+        // Before the node says it is up: a signal sent at once then still stops it cleanly.
+        let stop = super::epmd::wait_for_signal();
         let node = Node::start(cfg)
             .await
             .with_context(|| format!("cannot start node {}", args.name))?;
@@ -277,7 +279,7 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
         }
         super::resident::drop_startup_code();
         let failed = tokio::select! {
-            _ = super::epmd::wait_for_signal() => None,
+            _ = stop => None,
             why = role_failed(phase_rx) => Some(why),
         };
         if let Some(why) = failed {

@@ -293,6 +293,7 @@ async fn up(
     beacon: NodeName,
     cookie: Cookie,
 ) -> anyhow::Result<ExitCode> {
+    let mut signal = std::pin::pin!(super::epmd::wait_for_signal());
     refuse_registered(global.epmd_port, &plan).await?;
     let exe = std::env::current_exe().context("cannot find the cluster executable")?;
     let logs = run_dir(global.epmd_port)?;
@@ -354,7 +355,6 @@ async fn up(
 
     // Wait for everyone to be ready, a child to die, a signal, or the deadline.
     let deadline = Instant::now() + START_TIMEOUT;
-    let mut signal = std::pin::pin!(super::epmd::wait_for_signal());
     while !members.iter().all(|m| m.state == State::Up) {
         tokio::select! {
             line = lines.recv() => {

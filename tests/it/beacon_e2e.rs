@@ -176,10 +176,14 @@ async fn unknown_role_is_refused_with_the_declared_roles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_up_starts_everything_and_sigint_leaves_nothing_behind() {
     let port = crate::util::free_port().to_string();
+    // Its own HOME: `up` writes logs under the cache directory, never the user's.
+    let home = crate::util::temp_home();
     let mut up = Proc::new(
         std::process::Command::new(crate::util::cluster_bin())
             .args(["up", "--epmd-port", &port, "--roles", &roles_file()])
             .env("CLUSTER_COOKIE", "e2e")
+            .env("HOME", home.path())
+            .env_remove("XDG_CACHE_HOME")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

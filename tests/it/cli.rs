@@ -25,21 +25,44 @@ fn roles_lists_the_repo_roles() {
     let out = cluster(&["roles", "--roles", &repo_file("roles.toml")]);
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
+    // Columns are separated by at least three spaces; descriptions have single spaces.
     let rows: Vec<Vec<&str>> = text
         .lines()
-        .map(|l| l.split_whitespace().collect())
+        .map(|l| {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .collect();
-    assert_eq!(rows[0], ["ROLE", "RESOURCE", "REQUIREMENTS"]);
+    assert_eq!(rows[0], ["ROLE", "RESOURCE", "REQUIREMENTS", "DESCRIPTION"]);
     assert!(
-        rows.contains(&vec!["gate", "gate", "gate_manager"]),
+        rows.contains(&vec![
+            "gate",
+            "gate",
+            "gate_manager",
+            "Client-facing gateway; registers with its gate_manager"
+        ]),
         "{text}"
     );
     assert!(
-        rows.contains(&vec!["data_service", "data_service", "data_contact"]),
+        rows.iter()
+            .any(|r| r[..3] == ["data_service", "data_service", "data_contact"]),
         "{text}"
     );
-    assert!(rows.contains(&vec!["beacon", "beacon", "-"]), "{text}");
+    assert!(
+        rows.iter().any(|r| r[..3] == ["beacon", "beacon", "-"]),
+        "{text}"
+    );
     assert_eq!(rows.len(), 6, "{text}");
+}
+
+#[test]
+fn roles_default_prints_the_builtin_file_which_is_the_repos() {
+    let out = cluster(&["roles", "--default"]);
+    assert!(out.status.success(), "{out:?}");
+    let repo = std::fs::read_to_string(repo_file("roles.toml")).unwrap();
+    assert_eq!(stdout(&out), repo);
 }
 
 #[test]

@@ -12,5 +12,6 @@ mod interop_epmd;
 mod interop_global;
 mod interop_large;
 mod interop_process;
+mod operator;
 mod robustness;
 mod util;

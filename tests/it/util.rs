@@ -586,3 +586,73 @@ impl RawPeer {
         self.stream.write_all(bytes).await.expect("write");
     }
 }
+
+/// A `cluster` command whose HOME (and so its cookie, cache and config) is `home`, run in
+/// `cwd`, with the port mapper's port in the environment as a user's shell would have it:
+/// the commands then read exactly as the README writes them.
+pub fn cluster_at(
+    home: &std::path::Path,
+    cwd: &std::path::Path,
+    epmd_port: u16,
+    args: &[&str],
+) -> Command {
+    let mut cmd = Command::new(cluster_bin());
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env("ERL_EPMD_PORT", epmd_port.to_string())
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("CLUSTER_ROLES")
+        .env_remove("CLUSTER_COOKIE")
+        .env_remove("CLUSTER_BEACON")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs [`cluster_at`] to completion on a blocking thread.
+pub async fn run_at(
+    home: &std::path::Path,
+    cwd: &std::path::Path,
+    epmd_port: u16,
+    args: &[&str],
+) -> Output {
+    let mut cmd = cluster_at(home, cwd, epmd_port, args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run cluster"))
+        .await
+        .expect("join")
+}
+
+/// The pids of `parent`'s children whose command line contains `needle`.
+pub fn children_matching(parent: u32, needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+        return found;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(needle) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// Stops the port mapper a `cluster up` left behind on `port` (it outlives `up`, as epmd
+/// outlives erl), by asking it to stop; it is ours, started by the test's `up`.
+pub async fn stop_port_mapper(port: u16) {
+    let _ = cluster::epmd::EpmdClient::new("127.0.0.1", port)
+        .with_timeout(Duration::from_secs(2))
+        .kill()
+        .await;
+}
