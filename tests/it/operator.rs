@@ -63,7 +63,7 @@ async fn the_readme_walkthrough_works_as_written_without_a_cookie_flag() {
     let port = free_port();
     // `cluster up`, then the README's operator commands, none with a cookie: all use
     // ~/.erlang.cookie, created by the first.
-    let (mut up, _lines) = up(home.path(), cwd.path(), port, &[]).await;
+    let (up, _lines) = up(home.path(), cwd.path(), port, &[]).await;
 
     let names = run_at(home.path(), cwd.path(), port, &["names", "--cluster"]).await;
     assert!(names.status.success(), "{names:?}");
@@ -229,7 +229,7 @@ async fn a_second_up_fails_fast_and_leaves_the_first_runs_logs_intact() {
     let home = temp_home();
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (mut first, _lines) = up(home.path(), cwd.path(), port, &[]).await;
+    let (first, _lines) = up(home.path(), cwd.path(), port, &[]).await;
     let before = up_logs(home.path());
     assert!(!before.is_empty());
 
@@ -268,7 +268,7 @@ async fn up_reports_and_restarts_a_killed_child_and_the_banner_follows() {
     let home = temp_home();
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (mut up, mut lines) = up(home.path(), cwd.path(), port, &[]).await;
+    let (up, mut lines) = up(home.path(), cwd.path(), port, &[]).await;
     let gm = children_matching(up.pid(), "gate_manager1@127.0.0.1");
     assert_eq!(
         gm.len(),
