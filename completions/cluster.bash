@@ -719,7 +719,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__up)
-            opts="-v -h -V --host --only --restart --stop-epmd --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --host --only --per-role --restart --stop-epmd --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -730,6 +730,10 @@ _cluster() {
                     return 0
                     ;;
                 --only)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --per-role)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -98,6 +98,7 @@ complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s h -l he
 complete -c cluster -n "__fish_cluster_using_subcommand requirements" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l host -d 'Host part of every node name' -r
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l only -d 'Start only these roles (comma-separated)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand up" -l per-role -d 'Nodes per role (`<role>1` … `<role>N`); the beacon is always one' -r
 complete -c cluster -n "__fish_cluster_using_subcommand up" -l restart -d 'When to restart a node that exits' -r -f -a "on-failure\t'Unless it exited with status 0'
 always\t'Whatever the exit status'
 never\t'Never: report it and go on'"

@@ -1,5 +1,6 @@
 //! `cluster up`: a whole local cluster from the roles file, as child processes: the beacon,
-//! then one node per role (`<role>1@<host>`), supervised.
+//! then one node per role (`<role>1@<host>`; `--per-role N` for `<role>1` … `<role>N`),
+//! supervised.
 //!
 //! - **Start.** It refuses at once, before it touches anything, when a node of its plan is
 //!   already registered with the port mapper (another `up`, or a node started by hand): two
@@ -73,6 +74,10 @@ pub struct UpArgs {
     /// Start only these roles (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
     only: Vec<String>,
+    /// Nodes per role (`<role>1` … `<role>N`); the beacon is always one.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    per_role: u16,
     /// When to restart a node that exits.
     #[arg(long, value_enum, default_value_t = RestartPolicy::OnFailure, value_name = "POLICY")]
     restart: RestartPolicy,
@@ -230,10 +235,17 @@ pub fn run(global: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut order = selected;
     order.sort_by_key(|r| r.name != "beacon");
     for role in order {
-        plan.push((
-            role.name.clone(),
-            NodeName::parse(&format!("{}1@{}", role.name, args.host))?,
-        ));
+        let copies = if role.name == "beacon" {
+            1
+        } else {
+            args.per_role
+        };
+        for i in 1..=copies {
+            plan.push((
+                role.name.clone(),
+                NodeName::parse(&format!("{}{i}@{}", role.name, args.host))?,
+            ));
+        }
     }
     let cookie = super::session::cookie(global)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
