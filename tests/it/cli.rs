@@ -115,6 +115,7 @@ fn roles_path_comes_from_the_environment() {
     let path = dir.path().join("r.toml");
     std::fs::write(&path, "[roles.solo]\nresource = \"lonely\"\n").unwrap();
     let out = Command::new(cluster_bin())
+        .env("HOME", crate::util::test_home())
         .arg("roles")
         .env("CLUSTER_ROLES", &path)
         .current_dir(dir.path())
@@ -140,6 +141,7 @@ fn names_without_a_port_mapper_says_so_and_exits_1() {
 fn epmd_port_comes_from_erl_epmd_port() {
     let port = free_port();
     let out = Command::new(cluster_bin())
+        .env("HOME", crate::util::test_home())
         .arg("names")
         .env("ERL_EPMD_PORT", port.to_string())
         .output()
@@ -294,6 +296,7 @@ fn completions_match_the_cli() {
 #[test]
 fn foreground_port_mapper_serves_and_stops_on_sigterm() {
     let mut child = Command::new(cluster_bin())
+        .env("HOME", crate::util::test_home())
         .args(["epmd", "--port", "0", "--address", "127.0.0.1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
