@@ -91,7 +91,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     for addr in server.local_addrs() {
-        println!("cluster epmd: listening on {addr}");
+        eprintln!("cluster epmd: listening on {addr}");
     }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
@@ -204,7 +204,7 @@ fn daemonize(port: u16, args: &EpmdArgs) -> anyhow::Result<ExitCode> {
     if !ready {
         bail!("the port mapper (pid {pid}) did not answer on port {port} within {DAEMON_START_TIMEOUT:?}{where_log}");
     }
-    println!("cluster epmd: started (pid {pid}) on port {port}");
+    eprintln!("cluster epmd: started (pid {pid}) on port {port}");
     Ok(ExitCode::SUCCESS)
 }
 
