@@ -20,11 +20,11 @@ const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(5);
 /// Arguments of `cluster epmd`.
 #[derive(Debug, Args)]
 pub struct EpmdArgs {
-    /// Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout).
+    /// Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stderr).
     #[arg(long, value_name = "PORT")]
     port: Option<u16>,
-    /// Addresses to listen on, comma-separated; loopback is always added.
-    /// [default: every IPv4 interface, as epmd]
+    /// Addresses to listen on, comma-separated; the IPv4 and IPv6 loopback addresses are
+    /// always added. [default: every interface, IPv4 and IPv6, as epmd]
     #[arg(long, value_delimiter = ',', value_name = "ADDR,...")]
     address: Vec<IpAddr>,
     /// Detach and run in the background; exits 0 at once if a port mapper already serves the port.

@@ -129,19 +129,28 @@ pub struct Server {
 
 impl Server {
     /// Binds every configured address on the configured port (with port 0, the first bind
-    /// picks the port and the others reuse it).
+    /// picks the port and the others reuse it). The IPv6 addresses added on the user's
+    /// behalf are optional: a host without IPv6 serves on IPv4 alone.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let mut port = config.port;
         let mut listeners = Vec::new();
-        for ip in listen_addresses(&config.addresses) {
+        for ListenAddr { ip, required } in listen_addresses(&config.addresses) {
             let addr = SocketAddr::new(ip, port);
-            let listener = listen(addr).map_err(|source| {
-                if source.kind() == std::io::ErrorKind::AddrInUse {
-                    ServerError::AddrInUse { addr }
-                } else {
-                    ServerError::Bind { addr, source }
+            let listener = match listen(addr) {
+                Ok(listener) => listener,
+                Err(source) if !required => {
+                    if no_ipv6(&source) {
+                        debug!("port mapper: not listening on {addr}: {source} (no IPv6 here)");
+                    } else {
+                        warn!("port mapper: not listening on {addr}: {source}");
+                    }
+                    continue;
                 }
-            })?;
+                Err(source) if source.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(ServerError::AddrInUse { addr })
+                }
+                Err(source) => return Err(ServerError::Bind { addr, source }),
+            };
             if port == 0 {
                 port = listener
                     .local_addr()
@@ -228,29 +237,59 @@ impl Server {
 const BACKLOG: u32 = 4096;
 
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        // IPv6 only, as epmd's: `[::]` then sits beside `0.0.0.0` on the same port instead of
+        // colliding with it, whatever the host's `bindv6only` default.
+        socket.set_only_v6(true)?;
+    }
     // As std's bind does: a restarted daemon can take its port while old connections linger.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG as i32)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
-fn listen_addresses(requested: &[IpAddr]) -> Vec<IpAddr> {
+/// Whether a bind failed because the host has no IPv6 (no `::1`, or no IPv6 stack at all).
+fn no_ipv6(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT | nix::libc::EPROTONOSUPPORT)
+    )
+}
+
+/// An address to listen on, and whether failing to bind it stops the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListenAddr {
+    ip: IpAddr,
+    required: bool,
+}
+
+/// Where epmd 25 listens (checked with `ss -ltn` here): with no address, on `0.0.0.0` and
+/// `[::]`; with addresses, on `127.0.0.1`, `[::1]` and those. The IPv6 wildcard and loopback
+/// are optional unless asked for by name, so a host without IPv6 still gets a port mapper.
+fn listen_addresses(requested: &[IpAddr]) -> Vec<ListenAddr> {
+    let wanted = |ip: IpAddr| ListenAddr { ip, required: true };
+    let optional = |ip: IpAddr| ListenAddr {
+        ip,
+        required: requested.contains(&ip),
+    };
     if requested.is_empty() || requested.iter().any(|ip| ip.is_unspecified()) {
-        // A wildcard bind covers loopback already; binding both would collide.
-        return vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+        // A wildcard covers loopback already; binding both would collide.
+        return vec![
+            wanted(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            optional(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        ];
     }
-    let mut addrs = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    if requested.iter().any(IpAddr::is_ipv6) {
-        addrs.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
-    }
-    for ip in requested {
-        if !addrs.contains(ip) {
-            addrs.push(*ip);
+    let mut addrs = vec![
+        wanted(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        optional(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ];
+    for &ip in requested {
+        if !addrs.iter().any(|a| a.ip == ip) {
+            addrs.push(wanted(ip));
         }
     }
     addrs
@@ -325,12 +364,16 @@ async fn accept_loop(
 }
 
 fn is_local_peer(stream: &TcpStream, peer: SocketAddr) -> bool {
-    let peer_ip = peer.ip().to_canonical();
-    peer_ip.is_loopback()
-        || stream
-            .local_addr()
-            .map(|local| local.ip().to_canonical() == peer_ip)
-            .unwrap_or(false)
+    stream
+        .local_addr()
+        .is_ok_and(|local| is_local(peer.ip(), local.ip()))
+}
+
+/// Whether a peer is on this host, as epmd decides it: a loopback address of either family
+/// (an IPv4 address mapped into IPv6 counts as itself), or the very address it connected to.
+fn is_local(peer: IpAddr, local: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    peer.is_loopback() || peer == local.to_canonical()
 }
 
 async fn serve_connection(
@@ -588,26 +631,52 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
 mod tests {
     use super::*;
 
+    fn addrs(requested: &[&str]) -> Vec<(String, bool)> {
+        let requested: Vec<IpAddr> = requested.iter().map(|a| a.parse().unwrap()).collect();
+        listen_addresses(&requested)
+            .into_iter()
+            .map(|a| (a.ip.to_string(), a.required))
+            .collect()
+    }
+
+    fn owned(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+        list.iter().map(|(a, r)| (a.to_string(), *r)).collect()
+    }
+
     #[test]
-    fn listen_addresses_always_include_loopback() {
-        assert_eq!(listen_addresses(&[]), [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
-        let lan: IpAddr = "10.1.2.3".parse().unwrap();
+    fn listen_addresses_follow_epmd() {
+        // Every interface of both families; IPv6 only if the host has it.
+        assert_eq!(addrs(&[]), owned(&[("0.0.0.0", true), ("::", false)]));
         assert_eq!(
-            listen_addresses(&[lan]),
-            [IpAddr::V4(Ipv4Addr::LOCALHOST), lan]
+            addrs(&["10.1.2.3", "0.0.0.0"]),
+            owned(&[("0.0.0.0", true), ("::", false)])
         );
-        let v6: IpAddr = "fe80::1".parse().unwrap();
+        // Both loopbacks are always added to explicit addresses.
         assert_eq!(
-            listen_addresses(&[v6, IpAddr::V4(Ipv4Addr::LOCALHOST)]),
-            [
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-                v6
-            ]
+            addrs(&["10.1.2.3"]),
+            owned(&[("127.0.0.1", true), ("::1", false), ("10.1.2.3", true)])
         );
+        // An IPv6 address asked for by name must bind.
         assert_eq!(
-            listen_addresses(&[lan, "0.0.0.0".parse().unwrap()]),
-            [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+            addrs(&["fe80::1", "127.0.0.1", "::1"]),
+            owned(&[("127.0.0.1", true), ("::1", true), ("fe80::1", true)])
         );
+    }
+
+    #[test]
+    fn locality_covers_both_loopbacks_and_the_own_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let wild = ip("0.0.0.0");
+        for peer in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_local(ip(peer), wild), "{peer}");
+        }
+        // The host's own address, in either spelling, on either side.
+        assert!(is_local(ip("10.0.0.5"), ip("10.0.0.5")));
+        assert!(is_local(ip("::ffff:10.0.0.5"), ip("10.0.0.5")));
+        assert!(is_local(ip("10.0.0.5"), ip("::ffff:10.0.0.5")));
+        assert!(is_local(ip("fd00::2"), ip("fd00::2")));
+        for peer in ["10.0.0.6", "::ffff:10.0.0.6", "fd00::3", "::2"] {
+            assert!(!is_local(ip(peer), ip("10.0.0.5")), "{peer}");
+        }
     }
 }
