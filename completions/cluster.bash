@@ -189,7 +189,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__epmd)
-            opts="-v -h -V --port --address --daemon --relaxed-command-check --packet-timeout --max-connections --kill --stop --dump --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --port --address --daemon --relaxed-command-check --packet-timeout --request-deadline --max-connections --kill --stop --dump --json --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -204,6 +204,10 @@ _cluster() {
                     return 0
                     ;;
                 --packet-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-deadline)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -110,9 +110,10 @@ complete -c cluster -n "__fish_cluster_using_subcommand up" -l stop-epmd -d 'Sto
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s V -l version -d 'Print version'
-complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l port -d 'Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout)' -r
-complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l address -d 'Addresses to listen on, comma-separated; loopback is always added. [default: every IPv4 interface, as epmd]' -r
-complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l packet-timeout -d 'Seconds an unregistered connection may take to send its request' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l port -d 'Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stderr)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l address -d 'Addresses to listen on, comma-separated; the IPv4 and IPv6 loopback addresses are always added. [default: every interface, IPv4 and IPv6, as epmd]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l packet-timeout -d 'Seconds of silence after which a connection that has not sent its whole request is closed; every byte received starts the count again (epmd\'s -packet_timeout). As epmd, which counts whole seconds, a pause of exactly SECS is tolerated: the connection goes after SECS+1 seconds of silence' -r
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l request-deadline -d 'Seconds a connection has, from its accept, to send its whole request however steadily it trickles (stops slow-drip clients; epmd has no such limit)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l max-connections -d 'Most connections open at once (registered nodes included)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l stop -d 'Forcibly unregister NAME (needs --relaxed-command-check on the port mapper)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
@@ -122,7 +123,8 @@ complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l roles -d 'Roles
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l daemon -d 'Detach and run in the background; exits 0 at once if a port mapper already serves the port'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l relaxed-command-check -d 'Allow KILL with nodes registered, and STOP (like epmd -relaxed_command_check)'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l kill -d 'Ask the running port mapper to exit (refused while nodes are registered, unless it runs with --relaxed-command-check)'
-complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l dump -d 'Print the running port mapper\'s registered and remembered names'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l dump -d 'Print the running port mapper\'s registered and remembered names, as `epmd -dump`'
+complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l json -d 'With --dump: print the names as JSON'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -s V -l version -d 'Print version'

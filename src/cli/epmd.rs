@@ -1,6 +1,11 @@
 //! `cluster epmd`: runs the port mapper in the foreground or as a daemon, or sends it the
 //! control requests that `epmd -kill`, `epmd -stop NAME` and `epmd -dump` send.
+//!
+//! As epmd, the daemon writes nothing on stdout: its status lines and logs go to stderr, so a
+//! script that runs it (OTP's own test suite does) sees only what it asked for. `--dump`
+//! prints exactly what `epmd -dump` prints.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -20,11 +25,11 @@ const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(5);
 /// Arguments of `cluster epmd`.
 #[derive(Debug, Args)]
 pub struct EpmdArgs {
-    /// Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout).
+    /// Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stderr).
     #[arg(long, value_name = "PORT")]
     port: Option<u16>,
-    /// Addresses to listen on, comma-separated; loopback is always added.
-    /// [default: every IPv4 interface, as epmd]
+    /// Addresses to listen on, comma-separated; the IPv4 and IPv6 loopback addresses are
+    /// always added. [default: every interface, IPv4 and IPv6, as epmd]
     #[arg(long, value_delimiter = ',', value_name = "ADDR,...")]
     address: Vec<IpAddr>,
     /// Detach and run in the background; exits 0 at once if a port mapper already serves the port.
@@ -33,9 +38,16 @@ pub struct EpmdArgs {
     /// Allow KILL with nodes registered, and STOP (like epmd -relaxed_command_check).
     #[arg(long)]
     relaxed_command_check: bool,
-    /// Seconds an unregistered connection may take to send its request.
+    /// Seconds of silence after which a connection that has not sent its whole request is
+    /// closed; every byte received starts the count again (epmd's -packet_timeout). As
+    /// epmd, which counts whole seconds, a pause of exactly SECS is tolerated: the connection
+    /// goes after SECS+1 seconds of silence.
     #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_PACKET_TIMEOUT.as_secs())]
     packet_timeout: u64,
+    /// Seconds a connection has, from its accept, to send its whole request however steadily
+    /// it trickles (stops slow-drip clients; epmd has no such limit).
+    #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_REQUEST_DEADLINE.as_secs())]
+    request_deadline: u64,
     /// Most connections open at once (registered nodes included).
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -46,10 +58,19 @@ pub struct EpmdArgs {
     /// Forcibly unregister NAME (needs --relaxed-command-check on the port mapper).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["daemon", "dump"])]
     stop: Option<String>,
-    /// Print the running port mapper's registered and remembered names.
+    /// Print the running port mapper's registered and remembered names, as `epmd -dump`.
     #[arg(long, conflicts_with = "daemon")]
     dump: bool,
+    /// With --dump: print the names as JSON.
+    #[arg(long, requires = "dump")]
+    json: bool,
 }
+
+/// epmd keeps time in whole seconds and closes a connection once its silence exceeds the
+/// packet timeout's whole seconds, which takes between SECS and SECS+1 seconds. A client
+/// pacing itself at exactly SECS (OTP's own test writes a byte a second under
+/// `-packet_timeout 1`) is answered by epmd, so it must be by us: we use the upper bound.
+const PACKET_TIMEOUT_GRAIN: Duration = Duration::from_secs(1);
 
 impl EpmdArgs {
     /// True when this invocation serves (rather than queries) a port mapper.
@@ -70,7 +91,8 @@ pub fn run(global: &GlobalOpts, args: EpmdArgs) -> anyhow::Result<ExitCode> {
         port,
         addresses: args.address.clone(),
         relaxed_command_check: args.relaxed_command_check,
-        packet_timeout: Duration::from_secs(args.packet_timeout),
+        packet_timeout: Duration::from_secs(args.packet_timeout) + PACKET_TIMEOUT_GRAIN,
+        request_deadline: Duration::from_secs(args.request_deadline),
         max_connections: args.max_connections.max(1),
     };
     // The daemon does not spin: it serves short requests on sockets the spin set does not
@@ -91,7 +113,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     for addr in server.local_addrs() {
-        println!("cluster epmd: listening on {addr}");
+        eprintln!("cluster epmd: listening on {addr}");
     }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
@@ -154,7 +176,24 @@ async fn control(port: u16, args: &EpmdArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    print!("{}", client.dump().await?);
+    let dump = client.dump().await?;
+    if args.json {
+        let lines = dump
+            .lines()
+            .with_context(|| format!("port mapper at {}", client.target()))?;
+        super::output::print_json(&lines)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Byte for byte what `epmd -dump` prints: its header, then the reply's text with the NUL
+    // that ends each of epmd's lines.
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "epmd: up and running on port {} with data:",
+        dump.epmd_port
+    )?;
+    out.write_all(&dump.text)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -176,6 +215,8 @@ fn daemonize(port: u16, args: &EpmdArgs) -> anyhow::Result<ExitCode> {
         .arg(port.to_string())
         .arg("--packet-timeout")
         .arg(args.packet_timeout.to_string())
+        .arg("--request-deadline")
+        .arg(args.request_deadline.to_string())
         .arg("--max-connections")
         .arg(args.max_connections.to_string());
     if !args.address.is_empty() {
@@ -216,7 +257,7 @@ fn daemonize(port: u16, args: &EpmdArgs) -> anyhow::Result<ExitCode> {
     if !ready {
         bail!("the port mapper (pid {pid}) did not answer on port {port} within {DAEMON_START_TIMEOUT:?}{where_log}");
     }
-    println!("cluster epmd: started (pid {pid}) on port {port}");
+    eprintln!("cluster epmd: started (pid {pid}) on port {port}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,8 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::proto::{
-    decode_names_reply, decode_nodes_reply, decode_port2_reply, Alive2Reply, ControlReply,
-    NamesReply, NodeEntry, ProtoError, Request,
+    decode_dump_reply, decode_names_reply, decode_nodes_reply, decode_port2_reply, validate_name,
+    Alive2Reply, ControlReply, DumpReply, NamesReply, NodeEntry, ProtoError, Request,
+    MAX_SYMBOL_BYTES,
 };
 
 /// Default time allowed for one request and its reply.
@@ -76,7 +77,17 @@ pub enum ClientError {
         /// Which request, and the likely reason.
         what: String,
     },
-    /// ALIVE2 was answered with a non-zero result.
+    /// Not sent: no port mapper accepts this name or Extra.
+    #[error("cannot register {name:?}: {source}")]
+    BadEntry {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: ProtoError,
+    },
+    /// ALIVE2 was answered with a non-zero result (the entry itself is valid, so the name is
+    /// taken).
     #[error("port mapper at {target} refused to register {name:?}: the name is already in use")]
     NameTaken {
         /// `host:port`.
@@ -265,15 +276,13 @@ impl EpmdClient {
         decode_port2_reply(&reply).map_err(|e| self.protocol(e))
     }
 
-    /// DUMP_REQ: epmd's debugging listing, as text.
-    pub async fn dump(&self) -> Result<String, ClientError> {
+    /// DUMP_REQ: epmd's debugging listing, as sent (the text keeps epmd's NULs, so that
+    /// `cluster epmd --dump` prints what `epmd -dump` prints).
+    pub async fn dump(&self) -> Result<DumpReply, ClientError> {
         let reply = self
             .exchange(&Request::Dump, "DUMP_REQ (allowed only from this host)")
             .await?;
-        if reply.len() < 4 {
-            return Err(self.protocol(ProtoError::Incomplete));
-        }
-        Ok(String::from_utf8_lossy(&reply[4..]).replace('\0', ""))
+        decode_dump_reply(&reply).map_err(|e| self.protocol(e))
     }
 
     /// KILL_REQ: asks the port mapper to exit. `No` means nodes are still registered.
@@ -306,6 +315,18 @@ impl EpmdClient {
     /// ALIVE2_REQ: registers a node. The registration lasts until the returned value is
     /// dropped or the port mapper goes away.
     pub async fn register(&self, entry: NodeEntry) -> Result<Registration, ClientError> {
+        // A port mapper refuses these with the same result as a taken name; say what is wrong
+        // instead.
+        let invalid = validate_name(entry.name.as_bytes()).err().or_else(|| {
+            (entry.extra.len() > MAX_SYMBOL_BYTES)
+                .then_some(ProtoError::ExtraTooLong(entry.extra.len()))
+        });
+        if let Some(source) = invalid {
+            return Err(ClientError::BadEntry {
+                name: entry.name,
+                source,
+            });
+        }
         let mut stream = self.connect().await?;
         let target = self.target();
         let name = entry.name.clone();
@@ -332,7 +353,8 @@ impl EpmdClient {
                         error,
                     })?;
                 if n == 0 {
-                    // epmd answers an invalid name with a bare `y, 1` and closes.
+                    // Older `cluster epmd` daemons answered an invalid name with a bare `y, 1`
+                    // and closed.
                     if buf.len() >= 2 && buf[1] != 0 {
                         return Err(self.refused(
                             "ALIVE2_REQ: the name was refused (empty, too long or not UTF-8)",

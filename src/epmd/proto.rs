@@ -20,6 +20,8 @@ pub const MAX_SYMBOL_BYTES: usize = 255 * 4;
 pub const MAX_REQUEST_LEN: usize = 3 * MAX_SYMBOL_BYTES - 3;
 /// Fixed part of an ALIVE2_REQ body after the tag: port, type, protocol, highest, lowest, nlen.
 const ALIVE2_FIXED: usize = 2 + 1 + 1 + 2 + 2 + 2;
+/// The creation epmd puts in a refused registration's reply (a fixed 99, whatever the name).
+pub const REFUSED_CREATION: u32 = 99;
 
 /// Request and reply tags, as the bytes epmd uses for them.
 #[repr(u8)]
@@ -99,16 +101,60 @@ pub enum ProtoError {
     Trailing(usize),
     /// A node name is empty, too long, contains NUL, or is not UTF-8.
     #[error("invalid node name: {0}")]
-    BadName(&'static str),
+    BadName(NameError),
     /// The Extra field is longer than epmd allows.
     #[error("extra field of {0} bytes is longer than {MAX_SYMBOL_BYTES}")]
     ExtraTooLong(usize),
+    /// A well-framed ALIVE2_REQ whose name or Extra epmd reads and then refuses (a name too
+    /// long or not UTF-8, an Extra too long). epmd answers it with a refusal (result 1) in the
+    /// reply layout the request asked for, instead of closing as it does for a request it
+    /// cannot parse; [`ProtoError::alive2_refusal`] gives that reply.
+    #[error("registration refused: {reason}")]
+    Alive2Refused {
+        /// What is wrong: a [`ProtoError::BadName`] or a [`ProtoError::ExtraTooLong`].
+        reason: Box<ProtoError>,
+        /// Whether the request's Highest version (6 or more) asks for the `v` reply.
+        extended: bool,
+    },
     /// A text reply (NAMES or DUMP) did not have the expected line format.
     #[error("malformed names line: {0:?}")]
     BadNamesLine(String),
     /// A short fixed reply (KILL or STOP) had unexpected content.
     #[error("unexpected reply {0:?}")]
     BadReply(String),
+}
+
+impl ProtoError {
+    /// The reply epmd gives to this malformed request, when it gives one: only an ALIVE2_REQ
+    /// refused for its name or Extra is answered (`y`/`v` with result 1 and creation 99); any
+    /// other malformed request is closed without a word.
+    pub fn alive2_refusal(&self) -> Option<Alive2Reply> {
+        match self {
+            ProtoError::Alive2Refused { extended, .. } => Some(Alive2Reply {
+                result: 1,
+                creation: REFUSED_CREATION,
+                extended: *extended,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with a node name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NameError {
+    /// No bytes at all.
+    #[error("empty")]
+    Empty,
+    /// A NUL byte (epmd would cut the name there).
+    #[error("contains a NUL byte")]
+    Nul,
+    /// Not valid UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// More characters than an atom holds.
+    #[error("{0} characters, longer than {MAX_NAME_CHARS}")]
+    TooLong(usize),
 }
 
 /// What kind of node registered: visible to `nodes()` or hidden. Other values are
@@ -207,6 +253,9 @@ impl NodeEntry {
         out.put_slice(&self.extra);
     }
 
+    /// Decodes an entry as ALIVE2_REQ and PORT2_RESP carry it. Both length fields are checked
+    /// against the message before the name and Extra are judged, as epmd does, so that a
+    /// request it cannot parse is told apart from one it parses and refuses.
     fn decode_body(body: &mut &[u8]) -> Result<Self, ProtoError> {
         if body.len() < ALIVE2_FIXED {
             return Err(ProtoError::Incomplete);
@@ -217,11 +266,11 @@ impl NodeEntry {
         let highest = body.get_u16();
         let lowest = body.get_u16();
         let name = take_counted(body, "name")?;
-        let name = validate_name(name)?.to_owned();
         if body.len() < 2 {
             return Err(ProtoError::Incomplete);
         }
         let extra = take_counted(body, "extra")?;
+        let name = validate_name(name)?.to_owned();
         if extra.len() > MAX_SYMBOL_BYTES {
             return Err(ProtoError::ExtraTooLong(extra.len()));
         }
@@ -254,16 +303,30 @@ fn take_counted<'a>(body: &mut &'a [u8], field: &'static str) -> Result<&'a [u8]
 /// Checks a node name the way epmd does: 1..=255 UTF-8 characters and no NUL.
 pub fn validate_name(bytes: &[u8]) -> Result<&str, ProtoError> {
     if bytes.is_empty() {
-        return Err(ProtoError::BadName("empty"));
+        return Err(ProtoError::BadName(NameError::Empty));
     }
     if bytes.contains(&0) {
-        return Err(ProtoError::BadName("contains a NUL byte"));
+        return Err(ProtoError::BadName(NameError::Nul));
     }
-    let name = std::str::from_utf8(bytes).map_err(|_| ProtoError::BadName("not UTF-8"))?;
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(ProtoError::BadName("longer than 255 characters"));
+    let name = std::str::from_utf8(bytes).map_err(|_| ProtoError::BadName(NameError::NotUtf8))?;
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(ProtoError::BadName(NameError::TooLong(chars)));
     }
     Ok(name)
+}
+
+/// Sorts a failed ALIVE2_REQ decode into what epmd closes on (a short or overrunning request,
+/// an empty name, a NUL in the name) and what it reads and refuses with a reply.
+fn alive2_error(err: ProtoError, extended: bool) -> ProtoError {
+    match err {
+        ProtoError::BadName(NameError::TooLong(_) | NameError::NotUtf8)
+        | ProtoError::ExtraTooLong(_) => ProtoError::Alive2Refused {
+            reason: Box::new(err),
+            extended,
+        },
+        other => other,
+    }
 }
 
 /// A request from a client to the port mapper.
@@ -318,7 +381,12 @@ impl Request {
         let (&tag, mut body) = payload.split_first().ok_or(ProtoError::Empty)?;
         let request = match Tag::try_from(tag)? {
             Tag::Alive2Req => {
-                let entry = NodeEntry::decode_body(&mut body)?;
+                // Highest sits at bytes 4..6 of the body; it picks the reply layout.
+                let extended = body
+                    .get(4..6)
+                    .is_some_and(|h| u16::from_be_bytes([h[0], h[1]]) >= 6);
+                let entry =
+                    NodeEntry::decode_body(&mut body).map_err(|e| alive2_error(e, extended))?;
                 if !body.is_empty() {
                     return Err(ProtoError::Trailing(body.len()));
                 }
@@ -538,6 +606,98 @@ fn parse_names_line(line: &str) -> Result<NameLine, ProtoError> {
     Ok(NameLine {
         name: name.to_owned(),
         port,
+    })
+}
+
+/// One line of a DUMP reply: a live registration or a remembered (unregistered) name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DumpLine {
+    /// True for a live registration, false for an old/unused name.
+    pub active: bool,
+    /// The name part before `@`.
+    pub name: String,
+    /// The node's distribution port (its last one, for an old name).
+    pub port: u16,
+    /// The daemon's handle on the registration's connection (epmd's file descriptor; our
+    /// connection number).
+    pub fd: u64,
+}
+
+impl DumpLine {
+    /// Appends the line exactly as epmd 25 writes it, trailing NUL included (epmd sends each
+    /// line with its C string terminator, and `epmd -dump` copies them all to its stdout).
+    /// An old name's line has a space before the newline, as epmd's has.
+    pub fn encode(&self, out: &mut BytesMut) {
+        let line = if self.active {
+            format!(
+                "active name     <{}> at port {}, fd = {}\n\0",
+                self.name, self.port, self.fd
+            )
+        } else {
+            format!(
+                "old/unused name <{}>, port = {}, fd = {} \n\0",
+                self.name, self.port, self.fd
+            )
+        };
+        out.put_slice(line.as_bytes());
+    }
+
+    fn parse(line: &str) -> Result<DumpLine, ProtoError> {
+        let bad = || ProtoError::BadNamesLine(line.to_owned());
+        let number = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+        if let Some(rest) = line.strip_prefix("active name     <") {
+            let (name, rest) = rest.rsplit_once("> at port ").ok_or_else(bad)?;
+            let (port, fd) = rest.split_once(", fd = ").ok_or_else(bad)?;
+            return Ok(DumpLine {
+                active: true,
+                name: name.to_owned(),
+                port: u16::try_from(number(port)?).map_err(|_| bad())?,
+                fd: number(fd)?,
+            });
+        }
+        let rest = line.strip_prefix("old/unused name <").ok_or_else(bad)?;
+        let (name, rest) = rest.rsplit_once(">, port = ").ok_or_else(bad)?;
+        let (port, fd) = rest.split_once(", fd = ").ok_or_else(bad)?;
+        Ok(DumpLine {
+            active: false,
+            name: name.to_owned(),
+            port: u16::try_from(number(port)?).map_err(|_| bad())?,
+            fd: number(fd)?,
+        })
+    }
+}
+
+/// A decoded DUMP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpReply {
+    /// The port the port mapper says it listens on.
+    pub epmd_port: u32,
+    /// The text after the port, byte for byte as sent (NULs included), which is what
+    /// `epmd -dump` prints after its header line.
+    pub text: Vec<u8>,
+}
+
+impl DumpReply {
+    /// The lines of the text, parsed (live names first, newest first, then old names in the
+    /// order they unregistered, as epmd lists them).
+    pub fn lines(&self) -> Result<Vec<DumpLine>, ProtoError> {
+        String::from_utf8_lossy(&self.text)
+            .split(['\n', '\0'])
+            .filter(|l| !l.trim().is_empty())
+            .map(DumpLine::parse)
+            .collect()
+    }
+}
+
+/// Decodes a whole DUMP reply (everything the server sent before closing).
+pub fn decode_dump_reply(buf: &[u8]) -> Result<DumpReply, ProtoError> {
+    if buf.len() < 4 {
+        return Err(ProtoError::Incomplete);
+    }
+    let (port, text) = buf.split_at(4);
+    Ok(DumpReply {
+        epmd_port: u32::from_be_bytes([port[0], port[1], port[2], port[3]]),
+        text: text.to_vec(),
     })
 }
 
@@ -795,6 +955,9 @@ mod tests {
             let _ = decode_names_reply(&buf);
             let _ = decode_nodes_reply(&buf);
             let _ = Alive2Reply::decode(&buf);
+            if let Ok(dump) = decode_dump_reply(&buf) {
+                let _ = dump.lines();
+            }
         }
     }
 
@@ -824,5 +987,136 @@ mod tests {
             Request::Nodes,
             "the request is the bare tag"
         );
+    }
+
+    /// An ALIVE2_REQ body with the given Highest, name and Extra, unchecked.
+    fn alive2_payload(highest: u16, name: &[u8], extra: &[u8]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        b.put_u8(b'x');
+        b.put_u16(1000);
+        b.put_u8(77);
+        b.put_u8(0);
+        b.put_u16(highest);
+        b.put_u16(5);
+        b.put_u16(name.len() as u16);
+        b.put_slice(name);
+        b.put_u16(extra.len() as u16);
+        b.put_slice(extra);
+        b.to_vec()
+    }
+
+    #[test]
+    fn alive2_names_epmd_refuses_get_a_refusal_reply() {
+        // Observed from OTP 25's epmd here: a 600-byte name, a 256-character name, a name
+        // that is not UTF-8 and a 1,100-byte Extra are answered `y 1 0 99` (Highest 5) or
+        // `v 1 0 0 0 99` (Highest 6).
+        for (highest, wire) in [
+            (5, &b"y\x01\x00\x63"[..]),
+            (6, &b"v\x01\x00\x00\x00\x63"[..]),
+        ] {
+            for (name, extra) in [
+                (vec![b'a'; 600], vec![]),
+                (vec![b'a'; 256], vec![]),
+                (vec![0xff, 0xfe], vec![]),
+                (b"ex".to_vec(), vec![b'e'; 1100]),
+            ] {
+                let err = Request::decode(&alive2_payload(highest, &name, &extra)).unwrap_err();
+                let reply = err.alive2_refusal().unwrap_or_else(|| panic!("{err}"));
+                let mut out = BytesMut::new();
+                reply.encode(&mut out);
+                assert_eq!(&out[..], wire, "{err}");
+            }
+        }
+        assert!(matches!(
+            Request::decode(&alive2_payload(6, &[b'a'; 600], &[])),
+            Err(ProtoError::Alive2Refused { reason, extended: true })
+                if *reason == ProtoError::BadName(NameError::TooLong(600))
+        ));
+        // The longest name and Extra epmd takes are still fine.
+        assert!(
+            Request::decode(&alive2_payload(6, &[b'a'; 255], &[b'e'; MAX_SYMBOL_BYTES])).is_ok()
+        );
+    }
+
+    #[test]
+    fn alive2_requests_epmd_cannot_parse_get_no_reply() {
+        // epmd closes these without a word: an empty name with no Extra (too short), a NUL in
+        // the name, an Extra length past the end, and a name too long whose Extra overruns.
+        let mut overrun = alive2_payload(6, b"ov", b"");
+        let at = overrun.len() - 2;
+        overrun[at..].copy_from_slice(&50u16.to_be_bytes());
+        let mut long_overrun = alive2_payload(6, &[b'a'; 600], b"");
+        let at = long_overrun.len() - 2;
+        long_overrun[at..].copy_from_slice(&50u16.to_be_bytes());
+        for payload in [
+            alive2_payload(6, b"", b""),
+            alive2_payload(6, b"foo\0", b""),
+            alive2_payload(5, b"a\0b", b""),
+            overrun,
+            long_overrun,
+        ] {
+            let err = Request::decode(&payload).unwrap_err();
+            assert_eq!(err.alive2_refusal(), None, "{err}");
+        }
+        // Only ALIVE2 is ever answered that way.
+        let err = Request::decode(format!("z{}", "n".repeat(300)).as_bytes()).unwrap_err();
+        assert_eq!(err, ProtoError::BadName(NameError::TooLong(300)));
+        assert_eq!(err.alive2_refusal(), None);
+    }
+
+    #[test]
+    fn dump_lines_match_epmd_byte_for_byte() {
+        // As OTP 25's epmd sent them here, for a live `a2` and an unregistered `a1`.
+        let mut out = BytesMut::new();
+        out.put_u32(49_991);
+        let lines = [
+            DumpLine {
+                active: true,
+                name: "a2".into(),
+                port: 5002,
+                fd: 6,
+            },
+            DumpLine {
+                active: false,
+                name: "a1".into(),
+                port: 5001,
+                fd: 5,
+            },
+        ];
+        for l in &lines {
+            l.encode(&mut out);
+        }
+        assert_eq!(
+            &out[4..],
+            b"active name     <a2> at port 5002, fd = 6\n\0\
+              old/unused name <a1>, port = 5001, fd = 5 \n\0"
+        );
+        let dump = decode_dump_reply(&out).unwrap();
+        assert_eq!(dump.epmd_port, 49_991);
+        assert_eq!(dump.text, &out[4..]);
+        assert_eq!(dump.lines().unwrap(), lines);
+        // An empty port mapper sends the port alone.
+        let empty = decode_dump_reply(&[0, 0, 0x11, 0x11]).unwrap();
+        assert_eq!((empty.epmd_port, empty.lines().unwrap()), (4369, vec![]));
+    }
+
+    #[test]
+    fn malformed_dump_replies_are_errors() {
+        assert_eq!(decode_dump_reply(&[0, 0, 1]), Err(ProtoError::Incomplete));
+        for text in [
+            &b"garbage\n\0"[..],
+            b"active name     <a> at port x, fd = 1\n\0",
+            b"active name     <a> at port 70000, fd = 1\n\0",
+            b"old/unused name <a>, port = 1\n\0",
+        ] {
+            let mut buf = vec![0, 0, 0x11, 0x11];
+            buf.extend_from_slice(text);
+            let dump = decode_dump_reply(&buf).unwrap();
+            assert!(
+                matches!(dump.lines(), Err(ProtoError::BadNamesLine(_))),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 }

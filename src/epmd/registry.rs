@@ -38,12 +38,25 @@ pub enum RegisterError {
     Duplicate(String),
 }
 
-/// The registry: live nodes, newest first when listed (as epmd lists them), plus the last
-/// creation of each recently unregistered name.
+/// What is kept of a name after it unregistered: its last creation, so that its next
+/// registration gets another, and where it was, for DUMP (epmd lists old names with their
+/// last port and descriptor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    /// The creation its last registration had.
+    pub creation: u32,
+    /// The port its last registration had.
+    pub port: u16,
+    /// The connection its last registration had.
+    pub conn: ConnId,
+}
+
+/// The registry: live nodes, newest first when listed (as epmd lists them), plus what is
+/// remembered of each recently unregistered name.
 #[derive(Debug, Default)]
 pub struct Registry {
     live: Vec<Registered>,
-    remembered: HashMap<String, u32>,
+    remembered: HashMap<String, Remembered>,
     remembered_order: VecDeque<String>,
 }
 
@@ -68,7 +81,7 @@ impl Registry {
         if previous.is_some() {
             self.remembered_order.retain(|n| n != &entry.name);
         }
-        let creation = next_creation(previous, entry.highest, now_secs);
+        let creation = next_creation(previous.map(|r| r.creation), entry.highest, now_secs);
         self.live.push(Registered {
             entry,
             creation,
@@ -96,8 +109,14 @@ impl Registry {
                 self.remembered.remove(&oldest);
             }
         }
-        self.remembered
-            .insert(gone.entry.name.clone(), gone.creation);
+        self.remembered.insert(
+            gone.entry.name.clone(),
+            Remembered {
+                creation: gone.creation,
+                port: gone.entry.port,
+                conn: gone.conn,
+            },
+        );
         self.remembered_order.push_back(gone.entry.name.clone());
         gone
     }
@@ -124,11 +143,12 @@ impl Registry {
         self.live.iter().rev()
     }
 
-    /// Remembered (unregistered) names, oldest first, with their last creation.
-    pub fn remembered(&self) -> impl Iterator<Item = (&str, u32)> {
+    /// Remembered (unregistered) names in the order they unregistered, oldest first, as
+    /// epmd lists them.
+    pub fn remembered(&self) -> impl Iterator<Item = (&str, &Remembered)> {
         self.remembered_order
             .iter()
-            .filter_map(|n| self.remembered.get(n).map(|c| (n.as_str(), *c)))
+            .filter_map(|n| self.remembered.get(n).map(|r| (n.as_str(), r)))
     }
 
     /// True when no node is registered.
@@ -190,6 +210,24 @@ mod tests {
         let second = reg.register(NodeEntry::new("a", 1), 2, 9_999).unwrap();
         assert_eq!(second, first + 1);
         assert_eq!(reg.remembered().count(), 0);
+    }
+
+    #[test]
+    fn remembered_names_keep_their_last_place_in_unregistration_order() {
+        let mut reg = Registry::new();
+        for (conn, name) in [(1, "a1"), (2, "a2"), (3, "a3")] {
+            reg.register(NodeEntry::new(name, 5000 + conn as u16), conn, 9)
+                .unwrap();
+        }
+        reg.unregister_conn(1);
+        reg.unregister_conn(3);
+        let old: Vec<_> = reg.remembered().map(|(n, r)| (n, r.port, r.conn)).collect();
+        assert_eq!(old, [("a1", 5001, 1), ("a3", 5003, 3)]);
+        // Registered again and gone again: it moves to the end with its new place.
+        reg.register(NodeEntry::new("a1", 6001), 4, 9).unwrap();
+        reg.unregister_conn(4);
+        let old: Vec<_> = reg.remembered().map(|(n, r)| (n, r.port, r.conn)).collect();
+        assert_eq!(old, [("a3", 5003, 3), ("a1", 6001, 4)]);
     }
 
     #[test]

@@ -1,17 +1,27 @@
 //! The port-mapper daemon: accepts connections, reads one request from each with the codec in
 //! [`super::proto`], and applies it to the [`Registry`]. It behaves like OTP's `epmd` (see
 //! `DESIGN.md`, "Port mapper"), so real `erl` nodes and `epmd -names` use it unchanged:
+//! - it listens where epmd listens: every IPv4 and every IPv6 interface by default; with
+//!   explicit addresses, those plus the IPv4 and IPv6 loopback. A host without IPv6 only
+//!   loses the IPv6 sockets, never the daemon;
 //! - a registration lives exactly as long as its TCP connection, and any byte sent on that
 //!   connection after the reply also ends it;
-//! - ALIVE2, DUMP, KILL and STOP are accepted only from loopback or the host's own address;
-//!   NAMES and PORT_PLEASE2 are answered for anyone;
+//! - ALIVE2, DUMP, KILL and STOP are accepted only from loopback (`127.0.0.0/8`, `::1`, or
+//!   either mapped into the other family) or the host's own address; NAMES and PORT_PLEASE2
+//!   are answered for anyone;
+//! - an ALIVE2 it refuses (a name taken, too long or not UTF-8) gets result 1 and creation 99
+//!   in the layout asked for (`y` or `v`), and its connection then stays open until the
+//!   client closes it or sends a byte, as a registration's would;
+//! - the packet timeout is for inactivity: each byte received restarts it, so a client that
+//!   writes its request a byte at a time is still answered;
 //! - KILL is refused while nodes are registered, and STOP is ignored, unless the daemon runs
 //!   with relaxed command checking.
 //!
-//! Unlike epmd it never trusts a client to be quick or well-formed: a connection that has not
-//! sent a whole request within the packet timeout is closed, a declared length beyond the
-//! largest legal request is refused before anything is buffered, and the number of open
-//! connections is capped. None of that touches existing registrations.
+//! Unlike epmd it never trusts a client to be quick or well-formed: a connection must send
+//! its whole request within an overall deadline however steadily it trickles (so no slowloris
+//! holds a connection for ever), a declared length beyond the largest legal request is refused
+//! before anything is buffered, and the number of open connections is capped. None of that
+//! touches existing registrations.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -21,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -29,35 +39,44 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::proto::{
-    encode_names_line, encode_nodes_reply, encode_port2_reply, Alive2Reply, ControlReply,
-    ProtoError, Request,
+    encode_names_line, encode_nodes_reply, encode_port2_reply, Alive2Reply, ControlReply, DumpLine,
+    NodeEntry, ProtoError, Request, REFUSED_CREATION,
 };
 use super::registry::{ConnId, Registry};
 use crate::net::gate::{Gate, Ticket};
 use crate::net::warn::{Verdict, WarnLimiter};
 use crate::net::PeerSource;
 
-/// epmd's own default packet timeout: an unregistered connection idle this long is closed.
+/// epmd's own default packet timeout: a connection that sends nothing for this long while its
+/// request is incomplete is closed.
 pub const DEFAULT_PACKET_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a connection has to send its whole request, however steadily it trickles.
+/// The largest legal request is about 3 KB: a real client sends it in one write, and even a
+/// client pausing for a whole default packet timeout before its last byte gets an answer.
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// Default cap on simultaneously open connections (registered nodes included).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// How long shutdown waits for connection tasks to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// The creation epmd reports alongside a refused registration.
-const REFUSED_CREATION: u32 = 99;
 
 /// How the daemon is set up.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Port to listen on; 0 picks a free one (tests).
     pub port: u16,
-    /// Addresses to listen on. Empty means every IPv4 interface, as epmd. When given,
-    /// loopback is always added.
+    /// Addresses to listen on. Empty means every interface, IPv4 and IPv6, as epmd. When
+    /// given, the IPv4 and IPv6 loopback addresses are always added, as epmd adds them.
     pub addresses: Vec<IpAddr>,
     /// Allow KILL with live nodes and STOP, like `epmd -relaxed_command_check`.
     pub relaxed_command_check: bool,
-    /// How long a connection may take to send its request.
+    /// Longest silence while a connection's request is incomplete; every byte received starts
+    /// it anew, as epmd's `-packet_timeout` does.
     pub packet_timeout: Duration,
+    /// Longest time a connection may take to send its whole request, counted from its
+    /// accept. This is what stops a client that keeps a connection alive by trickling bytes
+    /// just inside the packet timeout. Whichever of the two runs out first closes the
+    /// connection.
+    pub request_deadline: Duration,
     /// Most connections waiting for their request at once; at the cap the oldest waiting one
     /// is closed to admit a newcomer (one host may hold at most half), so a crowd of idle
     /// connections evicts itself instead of locking real clients out. Registrations, which
@@ -72,6 +91,7 @@ impl Default for ServerConfig {
             addresses: Vec::new(),
             relaxed_command_check: false,
             packet_timeout: DEFAULT_PACKET_TIMEOUT,
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
@@ -129,19 +149,28 @@ pub struct Server {
 
 impl Server {
     /// Binds every configured address on the configured port (with port 0, the first bind
-    /// picks the port and the others reuse it).
+    /// picks the port and the others reuse it). The IPv6 addresses added on the user's
+    /// behalf are optional: a host without IPv6 serves on IPv4 alone.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let mut port = config.port;
         let mut listeners = Vec::new();
-        for ip in listen_addresses(&config.addresses) {
+        for ListenAddr { ip, required } in listen_addresses(&config.addresses) {
             let addr = SocketAddr::new(ip, port);
-            let listener = listen(addr).map_err(|source| {
-                if source.kind() == std::io::ErrorKind::AddrInUse {
-                    ServerError::AddrInUse { addr }
-                } else {
-                    ServerError::Bind { addr, source }
+            let listener = match listen(addr) {
+                Ok(listener) => listener,
+                Err(source) if !required => {
+                    if no_ipv6(&source) {
+                        debug!("port mapper: not listening on {addr}: {source} (no IPv6 here)");
+                    } else {
+                        warn!("port mapper: not listening on {addr}: {source}");
+                    }
+                    continue;
                 }
-            })?;
+                Err(source) if source.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(ServerError::AddrInUse { addr })
+                }
+                Err(source) => return Err(ServerError::Bind { addr, source }),
+            };
             if port == 0 {
                 port = listener
                     .local_addr()
@@ -228,29 +257,59 @@ impl Server {
 const BACKLOG: u32 = 4096;
 
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        // IPv6 only, as epmd's: `[::]` then sits beside `0.0.0.0` on the same port instead of
+        // colliding with it, whatever the host's `bindv6only` default.
+        socket.set_only_v6(true)?;
+    }
     // As std's bind does: a restarted daemon can take its port while old connections linger.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG as i32)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
-fn listen_addresses(requested: &[IpAddr]) -> Vec<IpAddr> {
+/// Whether a bind failed because the host has no IPv6 (no `::1`, or no IPv6 stack at all).
+fn no_ipv6(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT | nix::libc::EPROTONOSUPPORT)
+    )
+}
+
+/// An address to listen on, and whether failing to bind it stops the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListenAddr {
+    ip: IpAddr,
+    required: bool,
+}
+
+/// Where epmd 25 listens (checked with `ss -ltn` here): with no address, on `0.0.0.0` and
+/// `[::]`; with addresses, on `127.0.0.1`, `[::1]` and those. The IPv6 wildcard and loopback
+/// are optional unless asked for by name, so a host without IPv6 still gets a port mapper.
+fn listen_addresses(requested: &[IpAddr]) -> Vec<ListenAddr> {
+    let wanted = |ip: IpAddr| ListenAddr { ip, required: true };
+    let optional = |ip: IpAddr| ListenAddr {
+        ip,
+        required: requested.contains(&ip),
+    };
     if requested.is_empty() || requested.iter().any(|ip| ip.is_unspecified()) {
-        // A wildcard bind covers loopback already; binding both would collide.
-        return vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+        // A wildcard covers loopback already; binding both would collide.
+        return vec![
+            wanted(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            optional(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        ];
     }
-    let mut addrs = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    if requested.iter().any(IpAddr::is_ipv6) {
-        addrs.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
-    }
-    for ip in requested {
-        if !addrs.contains(ip) {
-            addrs.push(*ip);
+    let mut addrs = vec![
+        wanted(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        optional(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ];
+    for &ip in requested {
+        if !addrs.iter().any(|a| a.ip == ip) {
+            addrs.push(wanted(ip));
         }
     }
     addrs
@@ -325,12 +384,16 @@ async fn accept_loop(
 }
 
 fn is_local_peer(stream: &TcpStream, peer: SocketAddr) -> bool {
-    let peer_ip = peer.ip().to_canonical();
-    peer_ip.is_loopback()
-        || stream
-            .local_addr()
-            .map(|local| local.ip().to_canonical() == peer_ip)
-            .unwrap_or(false)
+    stream
+        .local_addr()
+        .is_ok_and(|local| is_local(peer.ip(), local.ip()))
+}
+
+/// Whether a peer is on this host, as epmd decides it: a loopback address of either family
+/// (an IPv4 address mapped into IPv6 counts as itself), or the very address it connected to.
+fn is_local(peer: IpAddr, local: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    peer.is_loopback() || peer == local.to_canonical()
 }
 
 async fn serve_connection(
@@ -347,13 +410,20 @@ async fn serve_connection(
             debug!(%peer, "port mapper: closing an idle connection to admit a newer one");
             return;
         }
-        read = tokio::time::timeout(shared.config.packet_timeout, read_request(&mut stream)) => read,
+        read = tokio::time::timeout(
+            shared.config.request_deadline,
+            read_request(&mut stream, shared.config.packet_timeout),
+        ) => read,
     };
     // It has spoken: no longer among the connections waiting for a request.
     drop(ticket);
     let request = match request {
         Err(_) => {
-            debug!(%peer, "port mapper: no request within the packet timeout; closing");
+            debug!(%peer, "port mapper: no whole request within the request deadline; closing");
+            return;
+        }
+        Ok(Err(ReadError::Idle)) => {
+            debug!(%peer, "port mapper: silent for the packet timeout; closing");
             return;
         }
         Ok(Err(ReadError::Closed)) => return,
@@ -361,7 +431,7 @@ async fn serve_connection(
             debug!(%peer, "port mapper: read failed: {e}");
             return;
         }
-        Ok(Err(ReadError::Proto(e, tag))) => {
+        Ok(Err(ReadError::Proto(e))) => {
             if shared
                 .warn
                 .check(&format!("bad requests from {}", peer.ip()))
@@ -369,10 +439,15 @@ async fn serve_connection(
             {
                 warn!(%peer, "port mapper: bad request: {e}");
             }
-            if tag == Some(b'x') {
-                // As epmd answers an ALIVE2 it cannot accept (a name that is empty, too long
-                // or not text): `y` with result 1, then close.
-                let _ = stream.write_all(&[b'y', 1]).await;
+            // An ALIVE2 that epmd reads and refuses gets its refusal, and from this host only,
+            // as epmd looks at the origin before the name; anything else is closed unanswered.
+            if let Some(reply) = e.alive2_refusal().filter(|_| local) {
+                if let Ok(permit) = registrations.try_acquire_owned() {
+                    serve_refusal(stream, peer, reply, permit, shared).await;
+                } else {
+                    // No room to hold it open: answer, then close.
+                    let _ = write_reply(&mut stream, &reply).await;
+                }
             }
             return;
         }
@@ -466,31 +541,76 @@ fn request_kind(req: &Request) -> &'static str {
     }
 }
 
+/// The DUMP reply, as epmd 25 sends it: the port, the live names newest first, then the
+/// remembered ones in the order they unregistered, each line in epmd's layout with our
+/// connection number where epmd has its file descriptor.
 fn dump(shared: &Shared) -> BytesMut {
     let mut out = BytesMut::new();
     out.put_u32(u32::from(shared.port));
     let registry = shared.registry();
-    // epmd terminates each DUMP line with a NUL after the newline; keep that layout.
     for reg in registry.live() {
-        out.put_slice(
-            format!(
-                "active name     <{}> at port {}, fd = {}\n\0",
-                reg.entry.name, reg.entry.port, reg.conn
-            )
-            .as_bytes(),
-        );
+        DumpLine {
+            active: true,
+            name: reg.entry.name.clone(),
+            port: reg.entry.port,
+            fd: reg.conn,
+        }
+        .encode(&mut out);
     }
-    for (name, creation) in registry.remembered() {
-        out.put_slice(format!("old/unused name <{name}>, creation = {creation}\n\0").as_bytes());
+    for (name, old) in registry.remembered() {
+        DumpLine {
+            active: false,
+            name: name.to_owned(),
+            port: old.port,
+            fd: old.conn,
+        }
+        .encode(&mut out);
     }
     out
+}
+
+async fn write_reply<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    reply: &Alive2Reply,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    reply.encode(&mut out);
+    stream.write_all(&out).await
+}
+
+/// Waits until the client closes the connection or sends anything (either ends a
+/// registration, as in epmd), the registration is stopped, or the daemon shuts down.
+async fn hold<S: AsyncRead + Unpin>(stream: &mut S, stopped: &CancellationToken, shared: &Shared) {
+    let mut byte = [0u8; 1];
+    tokio::select! {
+        _ = stream.read(&mut byte) => {}
+        _ = stopped.cancelled() => {}
+        _ = shared.shutdown.cancelled() => {}
+    }
+}
+
+/// Answers an ALIVE2 that was refused and keeps its connection open until the client lets
+/// go, as epmd does: a client reading its reply late (OTP's own test waits a second) still
+/// finds it, and a refused connection counts against the registrations' cap while it lasts.
+async fn serve_refusal(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    reply: Alive2Reply,
+    _permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    if let Err(e) = write_reply(&mut stream, &reply).await {
+        debug!(%peer, "port mapper: writing reply failed: {e}");
+        return;
+    }
+    hold(&mut stream, &CancellationToken::new(), &shared).await;
 }
 
 async fn serve_registration(
     mut stream: TcpStream,
     peer: SocketAddr,
-    entry: super::proto::NodeEntry,
-    _permit: OwnedSemaphorePermit,
+    entry: NodeEntry,
+    permit: OwnedSemaphorePermit,
     shared: Arc<Shared>,
 ) {
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -521,27 +641,21 @@ async fn serve_registration(
             {
                 warn!(%peer, "port mapper: registration refused: {e}");
             }
-            Alive2Reply {
+            let reply = Alive2Reply {
                 result: 1,
                 creation: REFUSED_CREATION,
                 extended,
-            }
+            };
+            return serve_refusal(stream, peer, reply, permit, shared).await;
         }
     };
-    let mut out = BytesMut::new();
-    reply.encode(&mut out);
-    let written = stream.write_all(&out).await;
+    let written = write_reply(&mut stream, &reply).await;
     let Ok(creation) = registered else { return };
     if written.is_ok() {
         info!(name = %name, port, creation, "port mapper: registered");
-        let mut byte = [0u8; 1];
-        // Any byte, EOF or error on the registration connection ends the registration.
-        tokio::select! {
-            _ = stream.read(&mut byte) => {}
-            _ = token.cancelled() => {}
-            _ = shared.shutdown.cancelled() => {}
-        }
+        hold(&mut stream, &token, &shared).await;
     }
+    drop(permit);
     shared.registered().remove(&conn);
     if shared.registry().unregister_conn(conn).is_some() {
         info!(name = %name, "port mapper: unregistered");
@@ -550,21 +664,25 @@ async fn serve_registration(
 
 enum ReadError {
     Closed,
+    /// Nothing arrived for a whole packet timeout.
+    Idle,
     Io(std::io::Error),
-    /// A malformed request, with its tag when it had one.
-    Proto(ProtoError, Option<u8>),
+    /// A malformed request.
+    Proto(ProtoError),
 }
 
-/// Reads exactly one request; never buffers more than the largest legal request.
-async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
+/// Reads exactly one request; never buffers more than the largest legal request. `idle` is
+/// the packet timeout: it bounds each wait for more bytes, not the whole request, so a slow
+/// but live client is served as epmd serves it (the caller bounds the whole).
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    idle: Duration,
+) -> Result<Request, ReadError> {
     let mut buf = BytesMut::with_capacity(64);
     loop {
         match Request::check(&buf) {
             // Reads are capped at the declared length, so `total` is all there is.
-            Ok(total) => {
-                return Request::decode(&buf[2..total])
-                    .map_err(|e| ReadError::Proto(e, buf.get(2).copied()))
-            }
+            Ok(total) => return Request::decode(&buf[2..total]).map_err(ReadError::Proto),
             Err(ProtoError::Incomplete) => {
                 let want = match buf.len() {
                     0 | 1 => 2 - buf.len(),
@@ -572,14 +690,17 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
                 };
                 buf.reserve(want);
                 let mut limited = (&mut *stream).take(want as u64);
-                match limited.read_buf(&mut buf).await {
-                    Ok(0) if buf.is_empty() => return Err(ReadError::Closed),
-                    Ok(0) => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                    Ok(_) => {}
-                    Err(e) => return Err(ReadError::Io(e)),
+                match tokio::time::timeout(idle, limited.read_buf(&mut buf)).await {
+                    Err(_) => return Err(ReadError::Idle),
+                    Ok(Ok(0)) if buf.is_empty() => return Err(ReadError::Closed),
+                    Ok(Ok(0)) => {
+                        return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(ReadError::Io(e)),
                 }
             }
-            Err(e) => return Err(ReadError::Proto(e, buf.get(2).copied())),
+            Err(e) => return Err(ReadError::Proto(e)),
         }
     }
 }
@@ -588,26 +709,73 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
 mod tests {
     use super::*;
 
+    fn addrs(requested: &[&str]) -> Vec<(String, bool)> {
+        let requested: Vec<IpAddr> = requested.iter().map(|a| a.parse().unwrap()).collect();
+        listen_addresses(&requested)
+            .into_iter()
+            .map(|a| (a.ip.to_string(), a.required))
+            .collect()
+    }
+
+    fn owned(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+        list.iter().map(|(a, r)| (a.to_string(), *r)).collect()
+    }
+
     #[test]
-    fn listen_addresses_always_include_loopback() {
-        assert_eq!(listen_addresses(&[]), [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
-        let lan: IpAddr = "10.1.2.3".parse().unwrap();
+    fn listen_addresses_follow_epmd() {
+        // Every interface of both families; IPv6 only if the host has it.
+        assert_eq!(addrs(&[]), owned(&[("0.0.0.0", true), ("::", false)]));
         assert_eq!(
-            listen_addresses(&[lan]),
-            [IpAddr::V4(Ipv4Addr::LOCALHOST), lan]
+            addrs(&["10.1.2.3", "0.0.0.0"]),
+            owned(&[("0.0.0.0", true), ("::", false)])
         );
-        let v6: IpAddr = "fe80::1".parse().unwrap();
+        // Both loopbacks are always added to explicit addresses.
         assert_eq!(
-            listen_addresses(&[v6, IpAddr::V4(Ipv4Addr::LOCALHOST)]),
-            [
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-                v6
-            ]
+            addrs(&["10.1.2.3"]),
+            owned(&[("127.0.0.1", true), ("::1", false), ("10.1.2.3", true)])
         );
+        // An IPv6 address asked for by name must bind.
         assert_eq!(
-            listen_addresses(&[lan, "0.0.0.0".parse().unwrap()]),
-            [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+            addrs(&["fe80::1", "127.0.0.1", "::1"]),
+            owned(&[("127.0.0.1", true), ("::1", true), ("fe80::1", true)])
         );
+    }
+
+    #[test]
+    fn locality_covers_both_loopbacks_and_the_own_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let wild = ip("0.0.0.0");
+        for peer in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_local(ip(peer), wild), "{peer}");
+        }
+        // The host's own address, in either spelling, on either side.
+        assert!(is_local(ip("10.0.0.5"), ip("10.0.0.5")));
+        assert!(is_local(ip("::ffff:10.0.0.5"), ip("10.0.0.5")));
+        assert!(is_local(ip("10.0.0.5"), ip("::ffff:10.0.0.5")));
+        assert!(is_local(ip("fd00::2"), ip("fd00::2")));
+        for peer in ["10.0.0.6", "::ffff:10.0.0.6", "fd00::3", "::2"] {
+            assert!(!is_local(ip(peer), ip("10.0.0.5")), "{peer}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_packet_timeout_restarts_with_every_byte() {
+        let request = Request::Names.to_bytes();
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let reader =
+            tokio::spawn(async move { read_request(&mut server, Duration::from_secs(1)).await });
+        // Three bytes, 900 ms apart: 2.7 s in all, never a whole second of silence.
+        for byte in request.iter() {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            client.write_all(&[*byte]).await.unwrap();
+        }
+        assert!(matches!(reader.await.unwrap(), Ok(Request::Names)));
+
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let reader =
+            tokio::spawn(async move { read_request(&mut server, Duration::from_secs(1)).await });
+        client.write_all(&request[..1]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(matches!(reader.await.unwrap(), Err(ReadError::Idle)));
     }
 }

@@ -1,13 +1,13 @@
 //! The `cluster` binary as a user runs it: exit codes, messages, the roles file, completions,
 //! and the port mapper as a foreground process and as a daemon.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::util::{
-    cluster, cluster_async, cluster_bin, free_port, stderr, stdout, wait_for, Daemon, Proc,
+    cluster, cluster_async, cluster_bin, free_port, stderr, stdout, wait_for, wait_line, Daemon,
+    Proc,
 };
 use cluster::epmd::{EpmdClient, NodeEntry};
 
@@ -293,33 +293,35 @@ fn completions_match_the_cli() {
     }
 }
 
-#[test]
-fn foreground_port_mapper_serves_and_stops_on_sigterm() {
-    let mut child = Command::new(cluster_bin())
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_port_mapper_serves_and_stops_on_sigterm() {
+    let child = Command::new(cluster_bin())
         .env("HOME", crate::util::test_home())
         .args(["epmd", "--port", "0", "--address", "127.0.0.1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut proc = Proc::new(child);
+    // The status line is on stderr (stdout stays empty, as epmd's).
+    let line = wait_line(
+        &mut proc.stderr_lines(),
+        "listening on 127.0.0.1:",
+        DEADLINE,
+    )
+    .await;
     let port: u16 = line
         .trim()
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
-    let proc = Proc::new(child);
 
-    let out = cluster(&["names", "--epmd-port", &port.to_string(), "--json"]);
+    let out = cluster_async(&["names", "--epmd-port", &port.to_string(), "--json"]).await;
     assert!(out.status.success(), "{out:?}");
 
     proc.signal("TERM");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let out = rt.block_on(proc.wait_output(DEADLINE));
+    let out = proc.wait_output(DEADLINE).await;
     assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
 }
 
@@ -328,7 +330,8 @@ async fn daemon_detaches_is_idempotent_and_can_be_killed() {
     let port = free_port().to_string();
     let out = cluster_async(&["epmd", "--daemon", "--port", &port]).await;
     assert!(out.status.success(), "{out:?}");
-    let started = stdout(&out);
+    // The status line goes to stderr, as every status line of the port mapper.
+    let started = stderr(&out);
     let pid: u32 = started
         .split("pid ")
         .nth(1)

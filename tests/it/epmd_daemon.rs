@@ -1,10 +1,12 @@
 //! The port-mapper daemon over real sockets: registration lifetime, duplicates, lookups, the
-//! control requests, and hostile clients. Each test runs its own daemon on a fresh port.
+//! control requests, hostile clients, and the places where it must behave exactly as OTP's
+//! epmd (IPv6 loopback, slow clients, refused names, a silent stdout, the DUMP format). Each
+//! test runs its own daemon on a fresh port.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::util::{wait_for, Daemon};
-use cluster::epmd::proto::{ControlReply, NodeEntry, MAX_REQUEST_LEN};
+use crate::util::{cluster_async, cluster_spawn, free_port, wait_for, wait_line, Daemon};
+use cluster::epmd::proto::{ControlReply, NodeEntry, Request, MAX_REQUEST_LEN};
 use cluster::epmd::{ClientError, EpmdClient, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -257,18 +259,53 @@ async fn stop_needs_relaxed_mode_and_closes_the_registration() {
     assert_eq!(c.kill().await.unwrap(), ControlReply::Ok);
 }
 
-#[tokio::test]
-async fn dump_lists_live_and_remembered_names() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_prints_what_epmd_dump_prints() {
     let d = Daemon::start().await;
     let c = client(&d);
+    let port = d.port.to_string();
+
+    // No nodes: epmd's header line alone.
+    let out = cluster_async(&["epmd", "--dump", "--port", &port]).await;
+    assert!(out.status.success(), "{out:?}");
+    let header = format!("epmd: up and running on port {} with data:\n", d.port);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), header);
+
     let _live = c.register(entry("live", 7, "")).await.unwrap();
     drop(c.register(entry("gone", 8, "")).await.unwrap());
-    let dump = wait_for("gone to be remembered", DEADLINE, || async {
-        let text = c.dump().await.unwrap();
-        text.contains("old/unused name <gone>").then_some(text)
+    let lines = wait_for("gone to be remembered", DEADLINE, || async {
+        let lines = c.dump().await.unwrap().lines().unwrap();
+        lines.iter().any(|l| !l.active).then_some(lines)
     })
     .await;
-    assert!(dump.contains("active name     <live> at port 7"), "{dump}");
+    // Live names first, then old ones; the fd column is our connection number.
+    let (live, gone) = (&lines[0], &lines[1]);
+    assert_eq!(
+        (live.active, live.name.as_str(), live.port),
+        (true, "live", 7)
+    );
+    assert_eq!(
+        (gone.active, gone.name.as_str(), gone.port),
+        (false, "gone", 8)
+    );
+
+    let out = cluster_async(&["epmd", "--dump", "--port", &port]).await;
+    assert!(out.status.success(), "{out:?}");
+    // epmd 25's layout byte for byte: NUL after every line, a space before an old line's
+    // newline.
+    let expected = format!(
+        "{header}active name     <live> at port 7, fd = {}\n\0\
+         old/unused name <gone>, port = 8, fd = {} \n\0",
+        live.fd, gone.fd
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+
+    let out = cluster_async(&["epmd", "--dump", "--json", "--port", &port]).await;
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "live");
+    assert_eq!(rows[1]["active"], false);
+    assert_eq!(rows[1]["port"], 8);
 }
 
 #[tokio::test]
@@ -283,27 +320,217 @@ async fn shutdown_unregisters_everyone() {
     assert!(matches!(c.names().await, Err(ClientError::Connect { .. })));
 }
 
+/// An ALIVE2 request with Highest `highest`, any name bytes and no Extra.
+fn raw_alive2(highest: u16, name: &[u8]) -> Vec<u8> {
+    let mut req = vec![b'x', 0x03, 0xe8, 77, 0];
+    req.extend_from_slice(&highest.to_be_bytes());
+    req.extend_from_slice(&5u16.to_be_bytes());
+    req.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    req.extend_from_slice(name);
+    req.extend_from_slice(&[0, 0]);
+    let mut framed = (req.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&req);
+    framed
+}
+
+/// True when the peer has not closed the connection within a short while.
+async fn still_open(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte))
+        .await
+        .is_err()
+}
+
 #[tokio::test]
 async fn a_bad_alive2_name_gets_epmds_refusal_reply() {
     let d = Daemon::start().await;
-    for name in [vec![b'n'; 600], vec![0xff, 0xfe], vec![]] {
-        let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
-        let mut req = vec![b'x', 0, 1, 77, 0, 0, 6, 0, 5];
-        req.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        req.extend_from_slice(&name);
-        req.extend_from_slice(&[0, 0]);
-        let mut framed = (req.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&req);
-        s.write_all(&framed).await.unwrap();
-        let reply = read_all(&mut s).await;
-        assert_eq!(reply, [b'y', 1], "name of {} bytes", name.len());
+    // As epmd 25 answers here: result 1 and creation 99 in the layout the request asked for
+    // (`y` with 16 bits for Highest 5, `v` with 32 for Highest 6), and the connection stays
+    // open until the client closes it or sends a byte.
+    for (highest, reply) in [
+        (5, &b"y\x01\x00\x63"[..]),
+        (6, &b"v\x01\x00\x00\x00\x63"[..]),
+    ] {
+        for name in [vec![b'n'; 600], vec![0xff, 0xfe]] {
+            let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+            s.write_all(&raw_alive2(highest, &name)).await.unwrap();
+            let mut got = vec![0u8; reply.len()];
+            tokio::time::timeout(DEADLINE, s.read_exact(&mut got))
+                .await
+                .expect("answered")
+                .expect("read reply");
+            assert_eq!(
+                got,
+                reply,
+                "Highest {highest}, name of {} bytes",
+                name.len()
+            );
+            assert!(still_open(&mut s).await, "kept open, as epmd keeps it");
+            s.write_all(b"?").await.unwrap();
+            assert_eq!(read_all(&mut s).await, b"", "a byte ends it");
+        }
     }
-    // The client says what happened.
+    // What epmd cannot parse (an empty name, a NUL in it) is closed unanswered.
+    for name in [&b""[..], b"foo\0"] {
+        let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+        s.write_all(&raw_alive2(6, name)).await.unwrap();
+        assert_eq!(read_all(&mut s).await, b"", "name {name:?}");
+    }
+    // Nothing was registered, and our client says what is wrong before asking.
+    assert!(names(&client(&d)).await.is_empty());
     let err = client(&d)
         .register(NodeEntry::new("n".repeat(300), 1))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("name was refused"), "{err}");
+    assert!(matches!(err, ClientError::BadEntry { .. }), "{err}");
+    assert!(err.to_string().contains("longer than 255"), "{err}");
+}
+
+#[tokio::test]
+async fn a_duplicate_name_is_answered_and_its_connection_held_as_epmd_does() {
+    let d = Daemon::start().await;
+    let _first = client(&d).register(entry("twice", 1, "")).await.unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+    s.write_all(&raw_alive2(6, b"twice")).await.unwrap();
+    let mut got = [0u8; 6];
+    tokio::time::timeout(DEADLINE, s.read_exact(&mut got))
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(got, *b"v\x01\x00\x00\x00\x63");
+    assert!(still_open(&mut s).await);
+    drop(s);
+    assert_eq!(names(&client(&d)).await, [("twice".into(), 1)]);
+}
+
+#[tokio::test]
+async fn registers_and_answers_on_the_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        println!("skipped: no IPv6 loopback");
+        return;
+    }
+    // Started like every test daemon, with 127.0.0.1 asked for: ::1 comes with it, as epmd's.
+    let d = Daemon::start().await;
+    let v6 = EpmdClient::new("::1", d.port).with_timeout(Duration::from_secs(5));
+    // ::1 is local: ALIVE2 (local peers only) is accepted from it.
+    let reg = v6.register(entry("foobar6", 4711, "six")).await.unwrap();
+    assert!(reg.creation > 0);
+    let found = v6
+        .port_please("foobar6")
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!(found, entry("foobar6", 4711, "six"));
+    // One registry for both families.
+    let v4 = client(&d);
+    assert_eq!(names(&v4).await, [("foobar6".into(), 4711)]);
+    assert_eq!(names(&v6).await, [("foobar6".into(), 4711)]);
+    drop(reg);
+    wait_for("foobar6 to unregister", DEADLINE, || async {
+        v4.port_please("foobar6")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_written_a_byte_a_second_is_answered() {
+    // The real binary, as OTP's epmd suite runs epmd: `--packet-timeout 1` is epmd's
+    // `-packet_timeout 1`, and a pause of a whole second between bytes is inactivity
+    // epmd tolerates.
+    let port = free_port();
+    let mut daemon = cluster_spawn(&[
+        "epmd",
+        "--port",
+        &port.to_string(),
+        "--address",
+        "127.0.0.1",
+        "--packet-timeout",
+        "1",
+    ]);
+    wait_line(&mut daemon.stderr_lines(), "listening on", DEADLINE).await;
+    let c = EpmdClient::new("127.0.0.1", port).with_timeout(Duration::from_secs(5));
+    let _reg = c.register(entry("foo", 1042, "")).await.unwrap();
+
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = Request::PortPlease2 { name: "foo".into() }.to_bytes();
+    for (i, byte) in request.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        s.write_all(&[*byte]).await.expect("still open");
+    }
+    let reply = read_all(&mut s).await;
+    let found = cluster::epmd::proto::decode_port2_reply(&reply)
+        .unwrap_or_else(|e| panic!("{e}: {reply:?}"))
+        .expect("foo is registered");
+    assert_eq!(found.port, 1042);
+}
+
+#[tokio::test]
+async fn a_connection_trickling_past_the_request_deadline_is_closed() {
+    let d = Daemon::start_with(ServerConfig {
+        packet_timeout: Duration::from_secs(1),
+        request_deadline: Duration::from_secs(2),
+        ..ServerConfig::default()
+    })
+    .await;
+    let c = client(&d);
+    let _keep = c.register(entry("steady", 1, "")).await.unwrap();
+    // A lookup declaring 40 bytes, written a byte every 300 ms: never silent for the packet
+    // timeout, but 12 s for the whole, far past the deadline.
+    let s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+    let (mut rx, mut tx) = s.into_split();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        let mut bytes = vec![0, 40, b'z'];
+        bytes.resize(42, b'a');
+        for byte in bytes {
+            if tx.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut sink = Vec::new();
+    tokio::time::timeout(DEADLINE, rx.read_to_end(&mut sink))
+        .await
+        .expect("closed by the daemon")
+        .ok();
+    let took = started.elapsed();
+    trickle.abort();
+    assert!(sink.is_empty(), "no answer to an incomplete request");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "closed after {took:?}, the deadline is 2 s"
+    );
+    assert!(c.port_please("steady").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_foreground_daemon_keeps_stdout_empty() {
+    // As epmd: scripts that run it in the foreground (OTP's suite reads `epmd -names` output
+    // from a port that also sees the daemon's stdout) must see nothing from it there.
+    let port = free_port();
+    let mut daemon = cluster_spawn(&["epmd", "--port", &port.to_string()]);
+    let line = wait_line(&mut daemon.stderr_lines(), "listening on", DEADLINE).await;
+    assert!(
+        line.contains(&format!("cluster epmd: listening on 0.0.0.0:{port}")),
+        "{line}"
+    );
+    let c = EpmdClient::new("127.0.0.1", port).with_timeout(Duration::from_secs(5));
+    let _reg = c.register(entry("foobar", 1000, "")).await.unwrap();
+    assert_eq!(names(&c).await, [("foobar".into(), 1000)]);
+    daemon.signal("TERM");
+    let out = daemon.wait_output(DEADLINE).await;
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[tokio::test]

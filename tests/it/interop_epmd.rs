@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::util::{cluster_async, erl, free_port, have_erlang, stdout, wait_for, Daemon, Proc};
-use cluster::epmd::{EpmdClient, NodeType};
+use cluster::epmd::{EpmdClient, NodeEntry, NodeType};
 
 /// erl takes about a second to boot; allow for a loaded CI machine.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -150,4 +150,102 @@ async fn c_cluster_names_reads_a_real_epmd() {
     assert_eq!(cols.len(), 4, "{line}");
     assert!(cols[1].parse::<u16>().is_ok(), "{line}");
     assert_eq!(&cols[2..], ["normal", "-"], "{line}");
+}
+
+/// Runs `epmd -dump` and `cluster epmd --dump` against the port mapper on `port`.
+async fn both_dumps(port: u16) -> (Vec<u8>, Vec<u8>) {
+    let real = tokio::task::spawn_blocking(move || {
+        Command::new("epmd")
+            .args(["-port", &port.to_string(), "-dump"])
+            .output()
+            .expect("run epmd -dump")
+    })
+    .await
+    .unwrap();
+    assert!(real.status.success(), "{real:?}");
+    let ours = cluster_async(&["epmd", "--dump", "--port", &port.to_string()]).await;
+    assert!(ours.status.success(), "{ours:?}");
+    (real.stdout, ours.stdout)
+}
+
+/// Registers `gone` and lets it go, then waits until the port mapper lists it as old.
+async fn a_name_that_came_and_went(port: u16) {
+    let c = EpmdClient::new("127.0.0.1", port);
+    drop(c.register(NodeEntry::new("gone", 9)).await.unwrap());
+    wait_for("gone to be remembered", DEADLINE, || async {
+        let dump = c.dump().await.ok()?.lines().ok()?;
+        dump.iter()
+            .any(|l| !l.active && l.name == "gone")
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d_cluster_epmd_dump_prints_what_epmd_dump_prints() {
+    if !have_erlang("d_cluster_epmd_dump_prints_what_epmd_dump_prints") {
+        return;
+    }
+    // Against the real epmd, with a real erl node and a name that came and went: both tools
+    // print the same bytes.
+    let port = free_port();
+    let _epmd = Proc::new(
+        Command::new("epmd")
+            .args(["-port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start epmd"),
+    );
+    wait_for("real epmd to answer", DEADLINE, || async {
+        EpmdClient::new("127.0.0.1", port).names().await.ok()
+    })
+    .await;
+    let _node = erl("interop_d@127.0.0.1", port, "timer:sleep(infinity).");
+    wait_for("erl to register with real epmd", DEADLINE, || async {
+        registered(port, "interop_d").await.then_some(())
+    })
+    .await;
+    a_name_that_came_and_went(port).await;
+    let (real, ours) = both_dumps(port).await;
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&real)
+    );
+    let text = String::from_utf8_lossy(&real);
+    assert!(
+        text.starts_with(&format!("epmd: up and running on port {port} with data:\n")),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("active name     <interop_d> at port "),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("old/unused name <gone>, port = 9, fd = "),
+        "{text:?}"
+    );
+
+    // Against ours, `epmd -dump` reads our reply and prints what we print.
+    let d = Daemon::start().await;
+    let _live = EpmdClient::new("127.0.0.1", d.port)
+        .register(NodeEntry::new("live", 7))
+        .await
+        .unwrap();
+    a_name_that_came_and_went(d.port).await;
+    let (real, ours) = both_dumps(d.port).await;
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&real)
+    );
+    let text = String::from_utf8_lossy(&ours);
+    assert!(
+        text.contains("active name     <live> at port 7, fd = "),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("old/unused name <gone>, port = 9, fd = "),
+        "{text:?}"
+    );
 }
