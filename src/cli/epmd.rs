@@ -105,6 +105,8 @@ pub fn run(global: &GlobalOpts, args: EpmdArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
     let port = config.port;
+    // Before it says it listens: a signal sent at once then still stops it cleanly.
+    let stop = wait_for_signal();
     let server = match Server::bind(config).await {
         Ok(server) => server,
         Err(e @ ServerError::AddrInUse { .. }) => {
@@ -117,7 +119,6 @@ async fn serve(config: ServerConfig) -> anyhow::Result<ExitCode> {
     }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
-    let stop = wait_for_signal();
     tokio::spawn(async move {
         stop.await;
         signals.cancel();
