@@ -48,7 +48,7 @@ use crate::net::{DialError, ListenError, PublishError, Transport};
 pub use super::connection::{ConnId, DownReason, Traffic};
 pub use super::outbox::{DEFAULT_BUSY_LIMIT, DEFAULT_HARD_LIMIT};
 pub use events::{NodeEvent, NodeEvents};
-pub use mailbox::HighWater;
+pub use mailbox::{HighWater, HIGH_WATER_START};
 
 use mailbox::Queue;
 use peers::{Peers, Route};
