@@ -36,6 +36,7 @@ complete -c cluster -n "__fish_cluster_needs_command" -f -a "ping" -d 'Ping node
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "top" -d 'Watch a live cluster full-screen: nodes by role, readiness, connections, events'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles'
@@ -101,6 +102,15 @@ complete -c cluster -n "__fish_cluster_using_subcommand up" -l roles -d 'Roles f
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand up" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand top" -l width -d 'Width of the --once frame' -r
+complete -c cluster -n "__fish_cluster_using_subcommand top" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand top" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand top" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand top" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand top" -l once -d 'Print one frame as plain text and exit (for scripts, or when stdout is not a terminal)'
+complete -c cluster -n "__fish_cluster_using_subcommand top" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand top" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand top" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l port -d 'Port to listen on [default: --epmd-port]. 0 picks a free port (printed on stdout)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l address -d 'Addresses to listen on, comma-separated; loopback is always added. [default: every IPv4 interface, as epmd]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand epmd" -l packet-timeout -d 'Seconds an unregistered connection may take to send its request' -r
@@ -144,13 +154,14 @@ complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "start" -d 'Run a node in the foreground'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "start" -d 'Run a node in the foreground'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "top" -d 'Watch a live cluster full-screen: nodes by role, readiness, connections, events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "roles" -d 'Validate the roles file and list its roles'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -13,4 +13,5 @@ mod interop_global;
 mod interop_large;
 mod interop_process;
 mod robustness;
+mod top;
 mod util;

@@ -310,6 +310,15 @@ impl NodeRow {
         self.queues.iter().max_by_key(|q| q.peak)
     }
 
+    /// An offline node is no longer polled: what was measured of it is history, not news.
+    fn went_offline(&mut self) {
+        self.rates = None;
+        self.last = None;
+        for p in self.peers.iter_mut().flatten() {
+            p.rates = None;
+        }
+    }
+
     fn is_online(&self) -> bool {
         self.status == Status::Online
     }
@@ -576,6 +585,9 @@ impl Model {
             Status::Offline(info.reason.clone())
         };
         row.since_ms = Some(info.since_ms);
+        if row.status != Status::Online {
+            row.went_offline();
+        }
     }
 
     /// Drops rows nothing vouches for any more: not in the beacon's table, not connected to
@@ -621,6 +633,7 @@ impl Model {
                 if let Some(r) = self.nodes.get_mut(&node) {
                     r.status = Status::Offline(Some(reason.clone()));
                     r.since_ms = Some(now.wall_ms);
+                    r.went_offline();
                 }
                 self.push_event(now, "offline", &node, reason);
             }
@@ -979,6 +992,19 @@ pub(crate) mod tests {
         assert_eq!(m.readiness(m.node("gate1@h").unwrap()), Readiness::Ready);
         let last = m.events().back().unwrap();
         assert_eq!((last.what, last.node.as_str()), ("registered", "gm1@h"));
+        for (s, n) in [(1, 0), (3, 10)] {
+            m.apply(
+                Update::Polled {
+                    node: "dc1@h".into(),
+                    probe: Probe::Stats(NodeStats {
+                        peers: vec![traffic("ds1@h", n)],
+                        processes: vec![],
+                    }),
+                },
+                at(s),
+            );
+        }
+        assert!(m.node("dc1@h").unwrap().rates.is_some());
         m.apply(
             Update::Offline {
                 node: "dc1@h".into(),
@@ -986,6 +1012,9 @@ pub(crate) mod tests {
             },
             at(6),
         );
+        // It is no longer polled: its last rates are not shown as current.
+        assert_eq!(m.node("dc1@h").unwrap().rates, None);
+        assert!(!m.watched().contains(&"dc1@h".to_owned()));
         assert_eq!(
             m.readiness(m.node("ds1@h").unwrap()),
             Readiness::Missing(vec!["data_contact".into()])

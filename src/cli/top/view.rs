@@ -99,13 +99,20 @@ fn header(model: &Model, now_ms: u64) -> Line<'static> {
         Filter::Role(r) => format!("role {r}"),
         Filter::Text(t) => format!("/{t}"),
     };
+    let counts = match model.beacon() {
+        BeaconState::Live | BeaconState::Lost(_) => {
+            format!(" · {} nodes, {online} online, {ready} ready", rows.len())
+        }
+        // No beacon: nobody to say online or ready; say who answers.
+        BeaconState::Connecting | BeaconState::NotBeacon(_) => {
+            let answering = rows.iter().filter(|r| r.reach == Reach::Answering).count();
+            format!(" · {} nodes, {answering} answering", rows.len())
+        }
+    };
     let mut spans = vec![
         Span::styled("cluster top", Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(" · {} ({what})", model.target())),
-        Span::raw(format!(
-            " · {} nodes, {online} online, {ready} ready",
-            rows.len()
-        )),
+        Span::raw(counts),
     ];
     if silent > 0 {
         spans.push(Span::styled(
