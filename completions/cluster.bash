@@ -49,6 +49,9 @@ _cluster() {
             cluster,start)
                 cmd="cluster__subcmd__start"
                 ;;
+            cluster,top)
+                cmd="cluster__subcmd__top"
+                ;;
             cluster,up)
                 cmd="cluster__subcmd__up"
                 ;;
@@ -85,6 +88,9 @@ _cluster() {
             cluster__subcmd__help,start)
                 cmd="cluster__subcmd__help__subcmd__start"
                 ;;
+            cluster__subcmd__help,top)
+                cmd="cluster__subcmd__help__subcmd__top"
+                ;;
             cluster__subcmd__help,up)
                 cmd="cluster__subcmd__help__subcmd__up"
                 ;;
@@ -95,7 +101,7 @@ _cluster() {
 
     case "${cmd}" in
         cluster)
-            opts="-v -h -V --epmd-port --cookie --cookie-file --roles --verbose --help --version start ping monitor requirements up epmd names roles forget doctor completions help"
+            opts="-v -h -V --epmd-port --cookie --cookie-file --roles --verbose --help --version start ping monitor requirements up top epmd names roles forget doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,7 +283,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__help)
-            opts="start ping monitor requirements up epmd names roles forget doctor completions help"
+            opts="start ping monitor requirements up top epmd names roles forget doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -431,6 +437,20 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cluster__subcmd__help__subcmd__top)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -696,6 +716,40 @@ _cluster() {
                     return 0
                     ;;
                 --cookie-reject-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --epmd-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cookie-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roles)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cluster__subcmd__top)
+            opts="-v -h -V --once --width --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --width)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -18,6 +18,7 @@ mod resident;
 mod roles;
 mod session;
 mod start;
+mod top;
 mod up;
 
 use std::path::PathBuf;
@@ -75,6 +76,8 @@ enum Command {
     Requirements(requirements::RequirementsArgs),
     /// Start a local cluster (the beacon and one node per role) and follow it.
     Up(up::UpArgs),
+    /// Watch a live cluster full-screen: nodes by role, readiness, connections, events.
+    Top(top::TopArgs),
     /// Run the port mapper (an EPMD-compatible daemon), or query/stop one.
     Epmd(epmd::EpmdArgs),
     /// List the nodes registered with a host's port mapper.
@@ -113,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(args) => monitor::run(&cli.global, args),
         Command::Requirements(args) => requirements::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
+        Command::Top(args) => top::run(&cli.global, args),
         Command::Epmd(args) => epmd::run(&cli.global, args),
         Command::Names(args) => names::run(&cli.global, args),
         Command::Roles(args) => roles::run(&cli.global, args),

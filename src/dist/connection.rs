@@ -139,6 +139,67 @@ pub struct ConnParams {
     pub budget_bytes: usize,
 }
 
+/// Traffic on one connection since it was set up, for operators (`cluster top`): messages and
+/// their wire bytes in each direction. Ticks are not counted. The counters are relaxed atomics,
+/// bumped once per message by the task that already handles it, so counting costs a few
+/// uncontended increments per message and never a lock.
+#[derive(Debug, Default)]
+pub struct Counters {
+    inbound: Direction,
+    outbound: Direction,
+}
+
+/// One direction's counts, on a cache line of its own: the reader task bumps one, senders on
+/// any thread the other, and neither should make the other's line bounce.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Direction {
+    msgs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A reading of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages received (a fragmented message counts once, when it is complete).
+    pub msgs_in: u64,
+    /// Bytes of message frames received (length prefixes included).
+    pub bytes_in: u64,
+    /// Messages queued to be sent.
+    pub msgs_out: u64,
+    /// Their bytes on the wire.
+    pub bytes_out: u64,
+}
+
+impl Counters {
+    fn received_frame(&self, bytes: usize) {
+        self.inbound
+            .bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn received_message(&self) {
+        self.inbound.msgs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sent(&self, bytes: usize) {
+        self.outbound.msgs.fetch_add(1, Ordering::Relaxed);
+        self.outbound
+            .bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn read(&self) -> Traffic {
+        Traffic {
+            msgs_in: self.inbound.msgs.load(Ordering::Relaxed),
+            bytes_in: self.inbound.bytes.load(Ordering::Relaxed),
+            msgs_out: self.outbound.msgs.load(Ordering::Relaxed),
+            bytes_out: self.outbound.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A live connection, shared by the node's tables and the connection's tasks.
 pub struct ConnHandle {
     /// Distinguishes this connection from earlier and later ones to the same peer.
@@ -149,6 +210,8 @@ pub struct ConnHandle {
     pub outbox: Outbox,
     /// The frame layout agreed with the peer.
     pub framing: Framing,
+    /// Its traffic so far.
+    pub counters: Counters,
     cancel: CancellationToken,
     done: CancellationToken,
     reason: Mutex<Option<DownReason>>,
@@ -185,7 +248,10 @@ impl ConnHandle {
             return Err(PushError::Closed);
         }
         let (sender, msg) = self.encode(control, message);
-        self.outbox.push(sender, msg)
+        let len = msg.wire_len();
+        self.outbox.push(sender, msg)?;
+        self.counters.sent(len);
+        Ok(())
     }
 
     /// Queues a message, waiting while the peer is busy.
@@ -195,7 +261,10 @@ impl ConnHandle {
         message: Option<&Term>,
     ) -> Result<(), PushError> {
         let (sender, msg) = self.encode(control, message);
-        self.outbox.push_wait(sender, msg).await
+        let len = msg.wire_len();
+        self.outbox.push_wait(sender, msg).await?;
+        self.counters.sent(len);
+        Ok(())
     }
 
     /// Ends the connection with `reason` (the first reason given wins).
@@ -232,6 +301,7 @@ impl Pending {
             framing: Framing::for_peer(peer.flags),
             peer,
             outbox: Outbox::new(params.busy_limit, params.hard_limit),
+            counters: Counters::default(),
             cancel: CancellationToken::new(),
             done: CancellationToken::new(),
             reason: Mutex::new(None),
@@ -414,6 +484,7 @@ impl<D: Dispatch> ReadState<'_, D> {
     ) -> Result<(), DownReason> {
         let (seq, step) = match decode_frame(&frame, self.conn.framing) {
             Ok(Inbound::Whole(msg)) => {
+                self.conn.counters.received_message();
                 self.dispatch.dispatch(self.conn, msg, len);
                 return Ok(());
             }
@@ -442,7 +513,10 @@ impl<D: Dispatch> ReadState<'_, D> {
         let step = self.settle(seq, step, permit).await?;
         match step {
             Step::Pending => {}
-            Step::Complete(msg, size) => self.dispatch.dispatch(self.conn, msg, size),
+            Step::Complete(msg, size) => {
+                self.conn.counters.received_message();
+                self.dispatch.dispatch(self.conn, msg, size)
+            }
             Step::Refused(r) => self.refuse(r),
         }
         Ok(())
@@ -617,6 +691,7 @@ async fn read_loop<D: Dispatch>(
                 break;
             }
             buf.advance(4);
+            conn.counters.received_frame(4 + len);
             let frame = buf.split_to(len).freeze();
             let large = permit.take();
             let was_large = large.is_some();
@@ -868,6 +943,38 @@ mod tests {
         }
         assert_eq!(sink.got.lock().unwrap()[0].payload, Some(msg));
         assert_eq!(budget.available_permits(), 1 << 20);
+        conn.close(DownReason::Disconnect);
+        conn.closed().await;
+    }
+
+    #[tokio::test]
+    async fn traffic_is_counted_per_message_and_ticks_are_not() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let sink = Arc::new(Collect::default());
+        let tracker = TaskTracker::new();
+        let pending = Pending::new(Box::new(ours), peer(), params(Duration::from_secs(60)));
+        let conn = pending.handle().clone();
+        pending.start(sink.clone(), &tracker);
+        let mut bytes = Vec::new();
+        for i in 0..10 {
+            bytes.extend_from_slice(&data_frame(&send_to(i), Some(&atom("m")), flags::OURS));
+            bytes.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        let inbound = bytes.len() as u64 - 10 * 4;
+        theirs.write_all(&bytes).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while sink.got.lock().unwrap().len() < 10 {
+            assert!(tokio::time::Instant::now() < deadline, "not delivered");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let big = binary(vec![7u8; 3 * FRAGMENT_SIZE]);
+        conn.send(&send_to(1), Some(&atom("x"))).unwrap();
+        conn.send_wait(&send_to(2), Some(&big)).await.unwrap();
+        let t = conn.counters.read();
+        assert_eq!(t.msgs_in, 10);
+        assert_eq!(t.bytes_in, inbound);
+        assert_eq!(t.msgs_out, 2);
+        assert!(t.bytes_out > 3 * FRAGMENT_SIZE as u64, "{t:?}");
         conn.close(DownReason::Disconnect);
         conn.closed().await;
     }

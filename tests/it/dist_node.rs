@@ -524,3 +524,46 @@ async fn builtin_processes_are_registered() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_events_stats_count_each_connections_traffic_and_queue_peaks() {
+    use cluster::dist::builtin::cluster_events;
+    let epmd = Daemon::start().await;
+    let a = start_node("sa@127.0.0.1", &epmd, "c").await;
+    let b = start_node("sb@127.0.0.1", &epmd, "c").await;
+    let inbox = b.register("slow_inbox").unwrap();
+    for i in 0..25 {
+        a.send(&Dest::name("slow_inbox", b.name()), int(i)).unwrap();
+    }
+    // Nobody reads the inbox: its queue is 25 deep once every message is in.
+    crate::util::wait_for("25 messages queued", DEADLINE, || async {
+        (b.processes()
+            .iter()
+            .any(|p| p.names == ["slow_inbox"] && p.queue_len == 25))
+        .then_some(())
+    })
+    .await;
+    let stats = cluster_events::stats(&a, b.name(), DEADLINE).await.unwrap();
+    let from_a = stats
+        .peers
+        .iter()
+        .find(|p| p.node == "sa@127.0.0.1")
+        .unwrap_or_else(|| panic!("{stats:?}"));
+    assert_eq!(from_a.kind, "visible");
+    // The 25 sends and the stats call itself (plus whatever global says on connecting).
+    assert!(from_a.msgs_in >= 26, "{stats:?}");
+    assert!(from_a.bytes_in > 26 * 10, "{stats:?}");
+    let q = &stats.processes[0];
+    assert_eq!((q.process.as_str(), q.len, q.peak), ("slow_inbox", 25, 25));
+    // The other side counted the same messages going out.
+    let out = a
+        .traffic()
+        .into_iter()
+        .find(|(n, _, _)| n == b.name())
+        .map(|(_, _, t)| t)
+        .unwrap();
+    assert!(out.msgs_out >= from_a.msgs_in, "{out:?} {stats:?}");
+    drop(inbox);
+    a.shutdown().await;
+    b.shutdown().await;
+}

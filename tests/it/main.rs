@@ -14,4 +14,5 @@ mod interop_large;
 mod interop_process;
 mod operator;
 mod robustness;
+mod top;
 mod util;

@@ -45,10 +45,10 @@ use crate::net::tcp::TcpTransport;
 use crate::net::warn::{WarnLimiter, DEFAULT_WINDOW};
 use crate::net::{DialError, ListenError, PublishError, Transport};
 
-pub use super::connection::{ConnId, DownReason};
+pub use super::connection::{ConnId, DownReason, Traffic};
 pub use super::outbox::{DEFAULT_BUSY_LIMIT, DEFAULT_HARD_LIMIT};
 pub use events::{NodeEvent, NodeEvents};
-pub use mailbox::HighWater;
+pub use mailbox::{HighWater, HIGH_WATER_START};
 
 use mailbox::Queue;
 use peers::{Peers, Route};
@@ -899,6 +899,20 @@ impl Node {
             .map(|(n, c)| (n.clone(), self.inner.cfg.visible && c.peer.is_visible()))
             .collect();
         v.sort();
+        v
+    }
+
+    /// Every connected node with whether it is visible and the traffic of its connection so
+    /// far, sorted by name.
+    pub fn traffic(&self) -> Vec<(NodeName, bool, Traffic)> {
+        let mut v: Vec<(NodeName, bool, Traffic)> = lock(&self.inner.peers)
+            .connected()
+            .map(|(n, c)| {
+                let visible = self.inner.cfg.visible && c.peer.is_visible();
+                (n.clone(), visible, c.counters.read())
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
