@@ -46,6 +46,16 @@ pub enum BeaconError {
     },
 }
 
+impl BeaconError {
+    /// The connection error that made the call fail, if that is why it failed.
+    pub fn connect_error(&self) -> Option<&crate::dist::ConnectError> {
+        match self {
+            BeaconError::Call { source, .. } => source.connect_error(),
+            _ => None,
+        }
+    }
+}
+
 /// A handle for calling one beacon.
 #[derive(Clone)]
 pub struct BeaconClient {

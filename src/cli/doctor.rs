@@ -17,7 +17,7 @@ use clap::Args;
 use super::GlobalOpts;
 use cluster::beacon::BeaconClient;
 use cluster::dist::builtin::net_kernel;
-use cluster::dist::{CallError, ConnectError, NodeName, SendError};
+use cluster::dist::{ConnectError, NodeName};
 use cluster::epmd::EpmdClient;
 
 /// The bound on each network step.
@@ -89,9 +89,17 @@ pub fn run(global: &GlobalOpts, args: DoctorArgs) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    let builtin = cluster::config::builtin_roles()?;
-    let roles = settings.as_ref().map_or(&builtin, |s| &s.roles);
-    let ticktime = roles.cluster.net_ticktime;
+    // With a broken roles file the checks go on with the built-in roles' defaults.
+    let settings = match settings {
+        Some(s) => s,
+        None => super::session::Settings {
+            roles: cluster::config::builtin_roles()?,
+            roles_source: cluster::config::RolesSource::Builtin,
+            epmd_port: global.epmd_port,
+            ticktime: Duration::from_secs(cluster::config::roles::DEFAULT_NET_TICKTIME),
+        },
+    };
+    let roles = &settings.roles;
     let beacon = args
         .beacon
         .clone()
@@ -115,9 +123,8 @@ pub fn run(global: &GlobalOpts, args: DoctorArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let ok = super::runtime()?.block_on(async {
-        network_checks(global, &mut report, &target, &beacon, cookie, ticktime).await
-    });
+    let ok = super::runtime()?
+        .block_on(async { network_checks(&settings, &mut report, &target, &beacon, cookie).await });
     if let Err(e) = ok {
         report.line(Verdict::Fail, "doctor", &format!("{e:#}"), None);
     }
@@ -129,14 +136,14 @@ pub fn run(global: &GlobalOpts, args: DoctorArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn network_checks(
-    global: &GlobalOpts,
+    settings: &super::session::Settings,
     report: &mut Report,
     target: &NodeName,
     beacon: &NodeName,
     cookie: Option<cluster::dist::Cookie>,
-    ticktime: u64,
 ) -> anyhow::Result<()> {
-    let port = global.epmd_port;
+    let port = settings.epmd_port;
+    let ticktime = settings.ticktime.as_secs();
     // The local port mapper.
     let local = EpmdClient::new("127.0.0.1", port).with_timeout(STEP_TIMEOUT);
     match local.names().await {
@@ -302,13 +309,7 @@ async fn network_checks(
     let Some(cookie) = cookie else {
         return Ok(());
     };
-    let settings = super::session::Settings {
-        roles: cluster::config::builtin_roles()?,
-        roles_source: cluster::config::RolesSource::Builtin,
-        epmd_port: port,
-        ticktime: Duration::from_secs(ticktime),
-    };
-    let node = super::session::hidden_node(&settings, cookie, target).await?;
+    let node = super::session::hidden_node(settings, cookie, target).await?;
     let mut reached = Vec::new();
     for (what, who) in [("cookie", target), ("beacon", beacon)] {
         if what == "beacon" && who == target {
@@ -326,7 +327,7 @@ async fn network_checks(
                     );
                 }
             }
-            Err(CallError::Send(SendError::Connect(ConnectError::BadCookie))) => report.line(
+            Err(e) if matches!(e.connect_error(), Some(ConnectError::BadCookie)) => report.line(
                 Verdict::Fail,
                 what,
                 &format!("{who} rejects our cookie"),

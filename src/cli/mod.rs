@@ -177,28 +177,18 @@ fn is_usage(err: &anyhow::Error) -> bool {
 
 /// A hint for errors whose fix is known.
 fn hint(err: &anyhow::Error) -> Option<String> {
-    use cluster::dist::{CallError, ConnectError, SendError};
-    // A connection error, wherever it sits: alone, or inside a failed call or send (whose
-    // transparent wrappers do not appear in the chain on their own).
-    let connect = |c: &(dyn std::error::Error + 'static)| -> Option<ConnectError> {
-        let call = c.downcast_ref::<CallError>().or_else(|| {
-            match c.downcast_ref::<cluster::beacon::BeaconError>() {
-                Some(cluster::beacon::BeaconError::Call { source, .. }) => Some(source),
-                _ => None,
-            }
-        });
-        let send = c.downcast_ref::<SendError>().or(match call {
-            Some(CallError::Send(s)) => Some(s),
-            _ => None,
-        });
-        match (c.downcast_ref::<ConnectError>(), send) {
-            (Some(e), _) | (None, Some(SendError::Connect(e))) => Some(e.clone()),
-            _ => None,
-        }
-    };
-    err.chain().find_map(|c| match connect(c)? {
-        ConnectError::BadCookie => Some(session::cookie_hint()),
-        _ => None,
+    use cluster::dist::{CallError, ConnectError};
+    // A connection error, wherever it sits: alone, or under a failed call (whose transparent
+    // wrappers do not appear in the chain on their own).
+    err.chain().find_map(|c| {
+        let connect = c
+            .downcast_ref::<ConnectError>()
+            .or_else(|| c.downcast_ref::<CallError>()?.connect_error())
+            .or_else(|| {
+                c.downcast_ref::<cluster::beacon::BeaconError>()?
+                    .connect_error()
+            })?;
+        matches!(connect, ConnectError::BadCookie).then(session::cookie_hint)
     })
 }
 

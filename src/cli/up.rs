@@ -51,6 +51,9 @@ const RESTART_FIRST: Duration = Duration::from_secs(1);
 const RESTART_MAX: Duration = Duration::from_secs(30);
 /// A child that ran this long before exiting is restarted after [`RESTART_FIRST`] again.
 const RESTART_RESET: Duration = Duration::from_secs(60);
+/// How often `up` tries to follow a restarted beacon again: each try may wait up to a second,
+/// and the reap loop must not spend every tick on a beacon that does not answer.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(2);
 /// How long the port mapper gets to answer the pre-start check.
 const PRECHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -435,6 +438,7 @@ async fn up(
         logs.display()
     );
     let mut reap = tokio::time::interval(REAP_INTERVAL);
+    let mut next_resubscribe = Instant::now();
     loop {
         let next = async {
             match pushes.as_mut() {
@@ -471,7 +475,11 @@ async fn up(
                     banner(&members);
                 }
                 // The beacon was restarted: follow it again.
-                if pushes.is_none() && members.iter().any(|m| m.name == beacon && m.state == State::Up) {
+                if pushes.is_none()
+                    && Instant::now() >= next_resubscribe
+                    && members.iter().any(|m| m.name == beacon && m.state == State::Up)
+                {
+                    next_resubscribe = Instant::now() + RESUBSCRIBE_EVERY;
                     pushes = resubscribe(&client).await;
                 }
             }

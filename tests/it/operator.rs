@@ -23,6 +23,17 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Starts `cluster ARGS` in `home`/`cwd` on `port`; returns it with its stdout lines.
+fn spawn(home: &Path, cwd: &Path, port: u16, args: &[&str]) -> (Proc, ProcLines) {
+    let mut p = Proc::new(
+        cluster_at(home, cwd, port, args)
+            .spawn()
+            .expect("start cluster"),
+    );
+    let lines = p.stdout_lines();
+    (p, lines)
+}
+
 /// `cluster up` in `home`/`cwd` on `port`, waiting for the all-up banner.
 async fn up(home: &Path, cwd: &Path, port: u16, extra: &[&str]) -> (Proc, ProcLines) {
     let mut args = vec!["up"];
@@ -132,25 +143,20 @@ async fn the_design_cards_start_works_from_an_empty_directory_with_the_builtin_r
     let home = temp_home();
     let empty = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut beacon = Proc::new(
-        cluster_at(
-            home.path(),
-            empty.path(),
-            port,
-            &[
-                "start",
-                "--role",
-                "beacon",
-                "--name",
-                "beacon1@127.0.0.1",
-                "--cookie",
-                "mmo",
-            ],
-        )
-        .spawn()
-        .unwrap(),
+    let (mut beacon, mut out) = spawn(
+        home.path(),
+        empty.path(),
+        port,
+        &[
+            "start",
+            "--role",
+            "beacon",
+            "--name",
+            "beacon1@127.0.0.1",
+            "--cookie",
+            "mmo",
+        ],
     );
-    let mut out = beacon.stdout_lines();
     let mut err = beacon.stderr_lines();
     wait_line(&mut out, "beacon ready", DEADLINE).await;
     wait_line(&mut err, "using the built-in roles", DEADLINE).await;
@@ -164,25 +170,20 @@ async fn a_node_whose_cookie_the_beacon_rejects_exits_with_a_clear_error_in_time
     let home = temp_home();
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut beacon = Proc::new(
-        cluster_at(
-            home.path(),
-            cwd.path(),
-            port,
-            &[
-                "start",
-                "--role",
-                "beacon",
-                "--name",
-                "beacon1@127.0.0.1",
-                "--cookie",
-                "right",
-            ],
-        )
-        .spawn()
-        .unwrap(),
+    let (beacon, mut bout) = spawn(
+        home.path(),
+        cwd.path(),
+        port,
+        &[
+            "start",
+            "--role",
+            "beacon",
+            "--name",
+            "beacon1@127.0.0.1",
+            "--cookie",
+            "right",
+        ],
     );
-    let mut bout = beacon.stdout_lines();
     wait_line(&mut bout, "beacon ready", DEADLINE).await;
     let started = std::time::Instant::now();
     let gate = Proc::new(
@@ -320,18 +321,12 @@ async fn clean_stops_and_crashes_differ_forget_removes_offline_nodes_and_ready_n
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
     let start = |name: &str, role: &str| {
-        let mut p = Proc::new(
-            cluster_at(
-                home.path(),
-                cwd.path(),
-                port,
-                &["start", "--role", role, "--name", name],
-            )
-            .spawn()
-            .unwrap(),
-        );
-        let lines = p.stdout_lines();
-        (p, lines)
+        spawn(
+            home.path(),
+            cwd.path(),
+            port,
+            &["start", "--role", role, "--name", name],
+        )
     };
     let (_beacon, mut b) = start("beacon1@127.0.0.1", "beacon");
     wait_line(&mut b, "beacon ready", DEADLINE).await;
@@ -421,17 +416,12 @@ async fn doctor_gives_the_right_verdicts_for_a_wrong_cookie_a_stopped_port_mappe
     let home = temp_home();
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut beacon = Proc::new(
-        cluster_at(
-            home.path(),
-            cwd.path(),
-            port,
-            &["start", "--role", "beacon", "--name", "beacon1@127.0.0.1"],
-        )
-        .spawn()
-        .unwrap(),
+    let (beacon, mut b) = spawn(
+        home.path(),
+        cwd.path(),
+        port,
+        &["start", "--role", "beacon", "--name", "beacon1@127.0.0.1"],
     );
-    let mut b = beacon.stdout_lines();
     wait_line(&mut b, "beacon ready", DEADLINE).await;
 
     let healthy = run_at(home.path(), cwd.path(), port, &["doctor"]).await;

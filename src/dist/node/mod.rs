@@ -271,6 +271,16 @@ pub enum CallError {
     Timeout,
 }
 
+impl CallError {
+    /// The connection error that made the call fail, if that is why it failed.
+    pub fn connect_error(&self) -> Option<&ConnectError> {
+        match self {
+            CallError::Send(SendError::Connect(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dest {
