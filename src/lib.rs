@@ -8,6 +8,7 @@
 //!   handshake, connections with ticks, processes, links, monitors, gen_call, `sys`);
 //! - [`beacon`]: the registry of roles, byte-compatible with the seed's Elixir beacon;
 //! - [`roles`]: what a role node does (register, wait for providers, keep the mesh);
+//! - [`data`]: the data tier (a durable store, replicas, routing by bucket, the bulk channel);
 //! - [`config`]: `roles.toml` and cookie resolution.
 //!
 //! `DESIGN.md` (in the project's shared folder) describes the architecture and the wire facts
@@ -17,6 +18,7 @@
 
 pub mod beacon;
 pub mod config;
+pub mod data;
 pub mod dist;
 pub mod epmd;
 pub mod net;

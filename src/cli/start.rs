@@ -2,6 +2,7 @@
 //! gracefully (peers see nodedown, the port-mapper registration is closed).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +149,26 @@ pub struct StartArgs {
     #[arg(long, value_name = "SECS", default_value_t = roles::DEFAULT_COOKIE_REJECT_LIMIT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     cookie_reject_timeout: u64,
+    /// Data roles: the node's data directory [default: the user's data dir, one folder per
+    /// node name].
+    #[arg(long, value_name = "DIR", help_heading = "Data roles")]
+    data_dir: Option<PathBuf>,
+    /// Data roles: serve the kv_server line protocol on this port (0: any free port), on the
+    /// node's host address.
+    #[arg(long, value_name = "PORT", help_heading = "Data roles")]
+    kv_port: Option<u16>,
+    /// data_service: the data_contact to follow [default: the first the beacon offers].
+    #[arg(long, value_name = "NODE", help_heading = "Data roles")]
+    follow: Option<NodeName>,
+    /// data_contact: versions of change log kept, so replicas that were down can resume
+    /// without a snapshot.
+    #[arg(long, value_name = "VERSIONS", default_value_t = cluster::data::DEFAULT_RETENTION,
+          value_parser = clap::value_parser!(u64).range(1..), help_heading = "Data roles")]
+    log_retention: u64,
+    /// Data roles: the largest value accepted, in bytes of its external term format.
+    #[arg(long, value_name = "BYTES", default_value_t = cluster::data::DEFAULT_MAX_VALUE as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 31), help_heading = "Data roles")]
+    max_value_size: u64,
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -260,6 +281,10 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
             }
             Some((role, mesh, beacon)) => {
                 let (phase_tx, rx) = tokio::sync::watch::channel(roles::Phase::Connecting);
+                if let Err(e) = start_data(&node, &role, &args, &settings, rx.clone()).await {
+                    node.shutdown().await;
+                    return Err(e);
+                }
                 let options = roles::RunOptions {
                     cookie_reject_limit: Duration::from_secs(args.cookie_reject_timeout),
                 };
@@ -301,6 +326,51 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
         node.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Starts what a data role does (its store, its `data` process, replication, the line
+/// protocol) before the node registers, so that whoever the beacon tells about it finds it
+/// ready. Other roles have nothing to start here.
+async fn start_data(
+    node: &Node,
+    role: &cluster::config::Role,
+    args: &StartArgs,
+    settings: &super::session::Settings,
+    phase: tokio::sync::watch::Receiver<roles::Phase>,
+) -> anyhow::Result<()> {
+    let writer = role.name == "data_contact";
+    if !writer && role.name != "data_service" {
+        if args.kv_port.is_some() || args.follow.is_some() {
+            bail!(
+                "--kv-port and --follow are for the data roles (data_contact, data_service), not {}",
+                role.name
+            );
+        }
+        return Ok(());
+    }
+    let opts = cluster::data::DataOptions {
+        dir: args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| cluster::data::default_dir(node.name())),
+        routes: settings.roles().data.routes.clone(),
+        retention: args.log_retention,
+        max_value: args.max_value_size as usize,
+        kv_port: args.kv_port,
+        follow: args.follow.clone(),
+        bind: args.listen,
+    };
+    let handle = if writer {
+        cluster::data::start_writer(node, opts).await
+    } else {
+        cluster::data::start_replica(node, opts, phase).await
+    }
+    .with_context(|| format!("cannot start the {} role", role.name))?;
+    println!("cluster: {} store {}", node.name(), handle.store.display());
+    if let Some(port) = handle.kv_port {
+        println!("cluster: {} kv line protocol on port {port}", node.name());
+    }
+    Ok(())
 }
 
 /// Starts `cluster epmd --daemon --port P` (this same executable) and waits for it.

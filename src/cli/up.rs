@@ -16,7 +16,8 @@
 //!   fails to start stops the run: it says which and why, stops the rest, and exits 1.
 //!
 //! Each run logs to a directory of its own (`~/.cache/cluster/up/<epmd-port>-<time>-<pid>/`),
-//! so no run ever truncates another's logs. Children get the cookie through the environment,
+//! so no run ever truncates another's logs; its data nodes keep their stores in its `data/`
+//! folder. Children get the cookie through the environment,
 //! never on the command line (where `ps` would show it).
 
 use std::path::{Path, PathBuf};
@@ -132,8 +133,17 @@ impl Launch {
             .append(true)
             .open(&m.log)
             .with_context(|| format!("cannot open {}", m.log.display()))?;
-        let mut child = Command::new(&self.exe)
-            .args(["start", "--name", m.name.as_str(), "--role", &m.role])
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(["start", "--name", m.name.as_str(), "--role", &m.role]);
+        if m.role == "data_contact" || m.role == "data_service" {
+            // The run's data nodes keep their stores with the run's logs; a restarted node
+            // finds its own store again.
+            let dir = m.log.parent().map(|p| p.join("data").join(m.name.as_str()));
+            if let Some(dir) = dir {
+                cmd.arg("--data-dir").arg(dir);
+            }
+        }
+        let mut child = cmd
             .arg("--epmd-port")
             .arg(self.epmd_port.to_string())
             .arg("--roles")

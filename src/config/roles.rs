@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
+use crate::data::routing::{Route, Routes};
 use crate::dist::NodeName;
 
 /// Default `net_ticktime`, in seconds, as Erlang.
@@ -66,6 +67,18 @@ pub struct RolesFile {
     pub cluster: ClusterDefaults,
     /// Roles in file order.
     pub roles: Vec<Role>,
+    /// The `[data]` table: the data tier's routing by bucket.
+    pub data: DataConfig,
+}
+
+/// The `[data]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DataConfig {
+    /// Which data_contact owns which buckets (empty: one data_contact owns them all).
+    pub routes: Routes,
+    /// Whether the routes are meant to cover every first character between their lowest and
+    /// highest (a gap is then an error).
+    pub exhaustive: bool,
 }
 
 impl RolesFile {
@@ -184,10 +197,13 @@ impl RolesFile {
             ));
         }
 
+        let data = resolve_data(raw.data, &at)?;
+
         Ok(RolesFile {
             path: path.to_owned(),
             cluster,
             roles,
+            data,
         })
     }
 
@@ -200,6 +216,60 @@ impl RolesFile {
     pub fn role_names(&self) -> Vec<&str> {
         self.roles.iter().map(|r| r.name.as_str()).collect()
     }
+}
+
+fn resolve_data(
+    raw: Option<RawData>,
+    at: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<DataConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(DataConfig::default());
+    };
+    let one_char = |s: &Spanned<String>, what: &str| -> Result<char, ConfigError> {
+        let mut chars = s.get_ref().chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Ok(c),
+            _ => Err(at(
+                s.span(),
+                format!(
+                    "the {what} of a route must be one character (a bucket name's first), not {:?}",
+                    s.get_ref()
+                ),
+            )),
+        }
+    };
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    let mut spans = Vec::with_capacity(raw.routes.len());
+    for r in &raw.routes {
+        let [first, last, node] = &r.get_ref()[..] else {
+            return Err(at(
+                r.span(),
+                format!(
+                    "a route is [first, last, node], e.g. [\"a\", \"m\", \"data_contact1@host\"]; this one has {} items",
+                    r.get_ref().len()
+                ),
+            ));
+        };
+        let node_name = NodeName::parse(node.get_ref())
+            .map_err(|e| at(node.span(), format!("route node: {e}")))?;
+        routes.push(Route {
+            first: one_char(first, "start")?,
+            last: one_char(last, "end")?,
+            node: node_name,
+        });
+        spans.push(r.span());
+    }
+    let exhaustive = raw.exhaustive.unwrap_or(false);
+    if let Err(p) = crate::data::routing::validate(&routes, exhaustive) {
+        return Err(at(
+            spans[p.index].clone(),
+            format!("route {}: {}", p.index + 1, p.why),
+        ));
+    }
+    Ok(DataConfig {
+        routes: Routes { routes },
+        exhaustive,
+    })
 }
 
 fn resolve_cluster(
@@ -315,8 +385,17 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     cluster: Option<RawCluster>,
+    data: Option<RawData>,
     #[serde(default)]
     roles: BTreeMap<String, Spanned<RawRole>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    #[serde(default)]
+    routes: Vec<Spanned<Vec<Spanned<String>>>>,
+    exhaustive: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -468,6 +547,44 @@ requirements = ["gate_manager"]
         assert_eq!(f.cluster.beacon.as_str(), "beacon1@127.0.0.1");
         assert_eq!(f.cluster.net_ticktime, 60);
         assert_eq!(f.cluster.mesh, Mesh::Full);
+    }
+
+    #[test]
+    fn data_routes_resolve_and_their_faults_are_located() {
+        let base =
+            "[roles.data_contact]\n[roles.data_service]\nrequirements = [\"data_contact\"]\n";
+        let f = parse(&format!(
+            "{base}[data]\nroutes = [[\"a\", \"m\", \"c1@h\"], [\"n\", \"z\", \"c2@h\"]]\nexhaustive = true\n"
+        ))
+        .unwrap();
+        assert_eq!(f.data.routes.routes.len(), 2);
+        assert_eq!(f.data.routes.routes[1].node.as_str(), "c2@h");
+        assert!(f.data.exhaustive);
+        assert!(parse(base).unwrap().data.routes.is_empty());
+
+        let e = error(&format!(
+            "{base}[data]\nroutes = [[\"a\", \"m\", \"c1@h\"],\n  [\"k\", \"z\", \"c2@h\"]]\n"
+        ));
+        assert!(e.starts_with("roles.toml:6:3:"), "{e}");
+        assert!(
+            e.contains("route 2: the range 'k'..'z' overlaps route 1"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{base}[data]\nexhaustive = true\nroutes = [[\"a\", \"l\", \"c1@h\"], [\"n\", \"z\", \"c2@h\"]]\n"
+        ));
+        assert!(e.contains("nothing covers 'm'..'m'"), "{e}");
+        let e = error(&format!(
+            "{base}[data]\nroutes = [[\"ab\", \"m\", \"c1@h\"]]\n"
+        ));
+        assert!(e.starts_with("roles.toml:5:12:"), "{e}");
+        assert!(e.contains("must be one character"), "{e}");
+        let e = error(&format!(
+            "{base}[data]\nroutes = [[\"a\", \"m\", \"nohost\"]]\n"
+        ));
+        assert!(e.contains("route node:"), "{e}");
+        let e = error(&format!("{base}[data]\nroutes = [[\"a\", \"m\"]]\n"));
+        assert!(e.contains("this one has 2 items"), "{e}");
     }
 
     #[test]

@@ -116,11 +116,25 @@ pub fn test_home() -> PathBuf {
     home
 }
 
+/// A data directory root of its own for one child: data nodes keep their stores under
+/// `$XDG_DATA_HOME/cluster/nodes/<name>`, and two tests starting `data_contact1@127.0.0.1`
+/// at once must not share (and lock) one store.
+pub fn fresh_data_home() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = test_home()
+        .join("data")
+        .join(format!("{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("data home");
+    dir
+}
+
 /// Starts `cluster` with `args` in the background, stdout and stderr piped.
 pub fn cluster_spawn(args: &[&str]) -> Proc {
     let child = Command::new(cluster_bin())
         .args(args)
         .env("HOME", test_home())
+        .env("XDG_DATA_HOME", fresh_data_home())
         .env_remove("XDG_CACHE_HOME")
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("CLUSTER_ROLES")

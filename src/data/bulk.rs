@@ -1,0 +1,589 @@
+//! The bulk channel's sockets: the writer's listener that streams snapshots and changes to
+//! each replica, and the replica's side that receives and applies them.
+//!
+//! Why a channel of its own: seed 003. A gigabyte snapshot on the distribution connection
+//! would sit in front of ticks and calls for as long as it takes to send; here it has its own
+//! TCP connection, its own tasks, and store work on threads of its own, so the distribution
+//! connection never waits for it.
+//!
+//! Every wait has a bound, and each side detects the other's failure by what it *reads*:
+//! - setup (connect, the cookie challenge both ways) is bounded by the node's setup time;
+//! - the writer sends a head frame every tick interval when it has nothing else to send, and
+//!   the replica acknowledges what it has applied at least as often; either side that reads
+//!   nothing for a tick time closes the channel;
+//! - flow control: the writer keeps at most [`WINDOW`] bytes beyond what the replica has
+//!   acknowledged as applied (one larger frame may go alone), so a slow replica slows only its
+//!   own stream, and memory on both sides stays bounded; a replica that stops reading makes
+//!   the writer's wait for credit run out after a tick time.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::codec::Framed;
+use tracing::{debug, info, warn};
+
+use super::change::Change;
+use super::commit::{now_ms, Head};
+use super::replica::{Applier, Status};
+use super::store::{Store, StoreError};
+use super::wire::{Codec, Frame, WireError};
+use crate::dist::proto::handshake::digest;
+use crate::dist::Cookie;
+
+/// Bytes a writer may send beyond what the replica has applied.
+pub const WINDOW: u64 = 64 * 1024 * 1024;
+/// Bytes per snapshot or change batch, about.
+pub const BATCH_BYTES: usize = 1024 * 1024;
+/// Replica connections a writer serves at once.
+pub const MAX_REPLICAS: usize = 64;
+
+/// Why a bulk channel ended.
+#[derive(Debug, thiserror::Error)]
+pub enum BulkError {
+    /// Framing or socket.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The peer did not prove the cookie.
+    #[error("the peer's cookie does not match ours")]
+    Cookie,
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// Nothing came within the bound.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The peer closed.
+    #[error("the peer closed the channel")]
+    Closed,
+    /// Our side could not apply what came (a gap, a digest that disagrees).
+    #[error("applying the stream failed: {0}")]
+    Apply(String),
+    /// The peer said why it gave up.
+    #[error("the peer says: {0}")]
+    Peer(String),
+}
+
+/// What the writer's side needs.
+#[derive(Clone)]
+pub struct WriterSide {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The committed head.
+    pub head: watch::Receiver<Head>,
+    /// The cookie.
+    pub cookie: Cookie,
+    /// Our node name.
+    pub node: String,
+    /// Tick time: the silence after which a replica is dropped.
+    pub ticktime: Duration,
+    /// Setup bound.
+    pub setup: Duration,
+    /// The largest frame.
+    pub max_frame: usize,
+}
+
+/// Binds the writer's bulk listener on `ip` (port 0) and serves replicas until `stop` fires.
+pub async fn listen(ip: IpAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(ip, 0)).await
+}
+
+/// Serves replicas on `listener`.
+pub async fn serve(listener: TcpListener, side: WriterSide) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("bulk channel accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if busy.load(Ordering::Relaxed) >= MAX_REPLICAS {
+            debug!(%peer, "bulk channel refused: too many replicas");
+            continue;
+        }
+        let _ = sock.set_nodelay(true);
+        busy.fetch_add(1, Ordering::Relaxed);
+        let side = side.clone();
+        let busy = busy.clone();
+        tokio::spawn(async move {
+            match stream_to(sock, &side).await {
+                Ok(()) => {}
+                Err(e) => info!(%peer, "bulk channel to a replica ended: {e}"),
+            }
+            busy.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn next_frame(
+    framed: &mut Framed<TcpStream, Codec>,
+    bound: Duration,
+) -> Result<(Frame, usize), BulkError> {
+    match tokio::time::timeout(bound, framed.next()).await {
+        Err(_) => Err(BulkError::Timeout(bound)),
+        Ok(None) => Err(BulkError::Closed),
+        Ok(Some(Err(e))) => Err(e.into()),
+        Ok(Some(Ok((Frame::Error(why), _)))) => Err(BulkError::Peer(why)),
+        Ok(Some(Ok(f))) => Ok(f),
+    }
+}
+
+async fn send(
+    framed: &mut Framed<TcpStream, Codec>,
+    frame: Frame,
+    bound: Duration,
+) -> Result<(), BulkError> {
+    match tokio::time::timeout(bound, framed.send(frame)).await {
+        Err(_) => Err(BulkError::Timeout(bound)),
+        Ok(r) => r.map_err(Into::into),
+    }
+}
+
+/// One replica: handshake, then a snapshot or a resume, then the change stream.
+async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> {
+    let mut framed = Framed::new(sock, Codec::new(side.max_frame));
+    let challenge: u32 = rand::random();
+    send(
+        &mut framed,
+        Frame::Hello {
+            challenge,
+            node: side.node.clone(),
+        },
+        side.setup,
+    )
+    .await?;
+    let claim = next_frame(&mut framed, side.setup).await?.0;
+    let Frame::Claim {
+        digest: theirs,
+        challenge: their_challenge,
+        node,
+        lineage,
+        version,
+        digest_at,
+    } = claim
+    else {
+        return Err(BulkError::Protocol("expected the replica's claim".into()));
+    };
+    if theirs != digest(&side.cookie, challenge) {
+        let _ = send(
+            &mut framed,
+            Frame::Error("cookie rejected".into()),
+            side.setup,
+        )
+        .await;
+        return Err(BulkError::Cookie);
+    }
+    send(
+        &mut framed,
+        Frame::Ack {
+            digest: digest(&side.cookie, their_challenge),
+        },
+        side.setup,
+    )
+    .await?;
+    let meta = side.store.meta()?;
+    let resumable = {
+        let store = side.store.clone();
+        tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
+            let meta = store.meta()?;
+            if lineage != meta.lineage || version > meta.version || version == 0 {
+                return Ok(version == 0 && meta.version == 0 && lineage == meta.lineage);
+            }
+            if version == meta.version {
+                return Ok(digest_at == meta.digest);
+            }
+            // The log must still hold the change after the replica's version, and the
+            // replica's digest must be ours at its version.
+            Ok(match store.logged(version)? {
+                Some(c) => c.digest == digest_at,
+                None => false,
+            })
+        })
+        .await
+        .map_err(|e| BulkError::Protocol(e.to_string()))??
+    };
+    let (reader_acked, reader_heard) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(Mutex::new(Instant::now())),
+    );
+    let credit = Arc::new(Notify::new());
+    let mut sent: u64 = 0;
+    let mut cursor;
+    if resumable {
+        info!(replica = %node, version, "replica resumes");
+        send(
+            &mut framed,
+            Frame::Resume {
+                lineage: meta.lineage,
+                version,
+            },
+            side.ticktime,
+        )
+        .await?;
+        cursor = version + 1;
+    } else {
+        info!(replica = %node, from = version, "replica takes a snapshot");
+        let (tx, mut rx) = mpsc::channel::<Result<Frame, StoreError>>(4);
+        let store = side.store.clone();
+        let snap_meta = Arc::new(Mutex::new(None));
+        let sm = snap_meta.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut snap = match store.snapshot() {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            let m = snap.meta();
+            *sm.lock().expect("lock") = Some(m);
+            if tx
+                .blocking_send(Ok(Frame::SnapshotBegin {
+                    lineage: m.lineage,
+                    version: m.version,
+                }))
+                .is_err()
+            {
+                return;
+            }
+            loop {
+                match snap.next_batch(BATCH_BYTES) {
+                    Ok(Some(b)) => {
+                        if tx
+                            .blocking_send(Ok(Frame::SnapshotBatch {
+                                buckets: b.buckets,
+                                entries: b.entries,
+                            }))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+            let _ = tx.blocking_send(Ok(Frame::SnapshotEnd {
+                version: m.version,
+                digest: m.digest,
+            }));
+        });
+        // While the snapshot streams, read the replica's acknowledgements on the side.
+        let mut end = None;
+        loop {
+            // Credit: do not run more than a window ahead of what the replica applied.
+            wait_credit(
+                &mut framed,
+                &reader_acked,
+                &reader_heard,
+                sent,
+                side.ticktime,
+            )
+            .await?;
+            let frame = match tokio::time::timeout(side.ticktime, rx.recv()).await {
+                Err(_) => continue,
+                Ok(None) => break,
+                Ok(Some(f)) => f?,
+            };
+            if let Frame::SnapshotEnd { version, .. } = &frame {
+                end = Some(*version);
+            }
+            let mut buf = BytesMut::new();
+            frame.write(&mut buf);
+            sent += buf.len() as u64;
+            send(&mut framed, frame, side.ticktime).await?;
+        }
+        let Some(v) = end else {
+            return Err(BulkError::Protocol("the snapshot ended early".into()));
+        };
+        cursor = v + 1;
+    }
+    let _ = &credit;
+    // Follow the log.
+    let mut head = side.head.clone();
+    let idle = side.ticktime / 4;
+    loop {
+        wait_credit(
+            &mut framed,
+            &reader_acked,
+            &reader_heard,
+            sent,
+            side.ticktime,
+        )
+        .await?;
+        let store = side.store.clone();
+        let from = cursor;
+        let batch = tokio::task::spawn_blocking(move || store.log_from(from, BATCH_BYTES))
+            .await
+            .map_err(|e| BulkError::Protocol(e.to_string()))??;
+        if let Some(first) = batch.first() {
+            if Change::peek_version(first) != Some(cursor) {
+                let _ = send(
+                    &mut framed,
+                    Frame::Error(format!(
+                        "version {cursor} is no longer in the writer's log; take a snapshot"
+                    )),
+                    side.setup,
+                )
+                .await;
+                return Err(BulkError::Protocol(format!(
+                    "the replica fell behind the log's retention (it needs version {cursor})"
+                )));
+            }
+            cursor = batch
+                .last()
+                .and_then(|c| Change::peek_version(c))
+                .unwrap_or(cursor)
+                + 1;
+            let frame = Frame::Changes(batch);
+            let mut buf = BytesMut::new();
+            frame.write(&mut buf);
+            sent += buf.len() as u64;
+            send(&mut framed, frame, side.ticktime).await?;
+            continue;
+        }
+        // Nothing new: wait for a commit, or send our head as a tick, while reading acks.
+        let deadline = tokio::time::Instant::now() + idle;
+        loop {
+            tokio::select! {
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    if head.borrow().version >= cursor {
+                        break;
+                    }
+                }
+                got = framed.next() => {
+                    note_ack(got, &reader_acked, &reader_heard)?;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    if reader_heard.lock().expect("lock").elapsed() > side.ticktime {
+                        return Err(BulkError::Timeout(side.ticktime));
+                    }
+                    let h = *head.borrow();
+                    send(&mut framed, Frame::Head { version: h.version, digest: h.digest, time_ms: h.time_ms }, side.ticktime).await?;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn note_ack(
+    got: Option<Result<(Frame, usize), WireError>>,
+    acked: &AtomicU64,
+    heard: &Mutex<Instant>,
+) -> Result<(), BulkError> {
+    match got {
+        None => Err(BulkError::Closed),
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok((Frame::Applied { consumed, .. }, _))) => {
+            acked.fetch_max(consumed, Ordering::Relaxed);
+            *heard.lock().expect("lock") = Instant::now();
+            Ok(())
+        }
+        Some(Ok((Frame::Error(why), _))) => Err(BulkError::Peer(why)),
+        Some(Ok((f, _))) => Err(BulkError::Protocol(format!(
+            "unexpected frame from a replica: {f:?}"
+        ))),
+    }
+}
+
+/// Waits until `sent` is within a window of what the replica acknowledged, reading its acks;
+/// fails when it neither acknowledges nor says anything for a tick time.
+async fn wait_credit(
+    framed: &mut Framed<TcpStream, Codec>,
+    acked: &AtomicU64,
+    heard: &Mutex<Instant>,
+    sent: u64,
+    ticktime: Duration,
+) -> Result<(), BulkError> {
+    // Take whatever acks are already here without waiting.
+    loop {
+        let ahead = sent.saturating_sub(acked.load(Ordering::Relaxed));
+        if ahead <= WINDOW {
+            // Drain ready acks cheaply.
+            match futures_util::FutureExt::now_or_never(framed.next()) {
+                Some(got) => {
+                    note_ack(got, acked, heard)?;
+                    continue;
+                }
+                None => return Ok(()),
+            }
+        }
+        let since = heard.lock().expect("lock").elapsed();
+        let left = ticktime.saturating_sub(since);
+        if left.is_zero() {
+            return Err(BulkError::Timeout(ticktime));
+        }
+        match tokio::time::timeout(left, framed.next()).await {
+            Err(_) => return Err(BulkError::Timeout(ticktime)),
+            Ok(got) => note_ack(got, acked, heard)?,
+        }
+    }
+}
+
+/// What the replica's side needs.
+#[derive(Clone)]
+pub struct ReplicaSide {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The cookie.
+    pub cookie: Cookie,
+    /// Our node name.
+    pub node: String,
+    /// Tick time.
+    pub ticktime: Duration,
+    /// Setup bound.
+    pub setup: Duration,
+    /// The largest frame.
+    pub max_frame: usize,
+    /// What the data process and reports read.
+    pub status: Arc<Mutex<Status>>,
+}
+
+/// Connects to a writer's bulk channel at `addr` and follows it until the channel fails.
+/// Returns why it ended. `force_snapshot` claims version 0 (after a divergence).
+pub async fn follow(
+    addr: SocketAddr,
+    side: &ReplicaSide,
+    applier: &Applier,
+    force_snapshot: bool,
+) -> Result<(), BulkError> {
+    let sock = match tokio::time::timeout(side.setup, TcpStream::connect(addr)).await {
+        Err(_) => return Err(BulkError::Timeout(side.setup)),
+        Ok(r) => r.map_err(WireError::from)?,
+    };
+    let _ = sock.set_nodelay(true);
+    let mut framed = Framed::new(sock, Codec::new(side.max_frame));
+    let Frame::Hello { challenge, node } = next_frame(&mut framed, side.setup).await?.0 else {
+        return Err(BulkError::Protocol("expected the writer's hello".into()));
+    };
+    let meta = side.store.meta()?;
+    let (lineage, version, digest_at) = if force_snapshot || meta.version == 0 {
+        (meta.lineage, 0, 0)
+    } else {
+        (meta.lineage, meta.version, meta.digest)
+    };
+    let ours: u32 = rand::random();
+    send(
+        &mut framed,
+        Frame::Claim {
+            digest: digest(&side.cookie, challenge),
+            challenge: ours,
+            node: side.node.clone(),
+            lineage,
+            version,
+            digest_at,
+        },
+        side.setup,
+    )
+    .await?;
+    match next_frame(&mut framed, side.setup).await?.0 {
+        Frame::Ack { digest: d } if d == digest(&side.cookie, ours) => {}
+        Frame::Ack { .. } => return Err(BulkError::Cookie),
+        f => {
+            return Err(BulkError::Protocol(format!(
+                "expected the writer's ack, got {f:?}"
+            )))
+        }
+    }
+    debug!(writer = %node, "bulk channel up");
+    let mut consumed: u64 = 0;
+    let mut acked_at = Instant::now();
+    let mut last_ack_sent = (u64::MAX, u64::MAX);
+    let mut last_frame = Instant::now();
+    let idle = side.ticktime / 4;
+    loop {
+        // Report progress (and that we are alive) when it moved, or every tick interval.
+        let (applied, done_bytes) = applier.progress();
+        if let Some(why) = applier.failure() {
+            return Err(BulkError::Apply(why));
+        }
+        if (applied, done_bytes) != last_ack_sent || acked_at.elapsed() >= idle {
+            send(
+                &mut framed,
+                Frame::Applied {
+                    version: applied,
+                    consumed: done_bytes,
+                },
+                side.ticktime,
+            )
+            .await?;
+            last_ack_sent = (applied, done_bytes);
+            acked_at = Instant::now();
+        }
+        // Failure detection is by what we read: a writer silent for a tick time is gone.
+        let silent_until = tokio::time::Instant::from_std(last_frame + side.ticktime);
+        let got = tokio::select! {
+            got = framed.next() => got,
+            _ = applier.progressed() => continue,
+            _ = tokio::time::sleep(idle) => continue,
+            _ = tokio::time::sleep_until(silent_until) => return Err(BulkError::Timeout(side.ticktime)),
+        };
+        let (frame, size) = match got {
+            None => return Err(BulkError::Closed),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(f)) => f,
+        };
+        last_frame = Instant::now();
+        consumed += size as u64;
+        side.status.lock().expect("lock").heard(now_ms());
+        match frame {
+            Frame::SnapshotBegin { lineage, version } => {
+                info!(writer = %node, version, "taking a snapshot");
+                side.status.lock().expect("lock").snapshot_begins(version);
+                applier.submit_begin(lineage, consumed).await;
+            }
+            Frame::SnapshotBatch { buckets, entries } => {
+                applier.submit_batch(buckets, entries, consumed).await;
+            }
+            Frame::SnapshotEnd { version, digest } => {
+                applier.submit_end(version, digest, consumed).await;
+            }
+            Frame::Resume { version, .. } => {
+                info!(writer = %node, version, "resuming from version {version}, no snapshot");
+                side.status.lock().expect("lock").resumed(version);
+            }
+            Frame::Changes(raw) => {
+                let mut changes = Vec::with_capacity(raw.len());
+                for r in &raw {
+                    changes.push(Change::decode(r).map_err(StoreError::from)?);
+                }
+                if let Some(last) = changes.last() {
+                    side.status
+                        .lock()
+                        .expect("lock")
+                        .saw_head(last.version, last.time_ms);
+                }
+                applier.submit_changes(changes, consumed).await;
+            }
+            Frame::Head {
+                version, time_ms, ..
+            } => {
+                side.status.lock().expect("lock").saw_head(version, time_ms);
+                applier.note_consumed(consumed);
+            }
+            f => {
+                return Err(BulkError::Protocol(format!(
+                    "unexpected frame from the writer: {f:?}"
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The data tier: what `data_contact` and `data_service` nodes do.
+//!
+//! - [`store`]: the redb file on each data node (entries, buckets, change log, digest);
+//! - [`change`] and [`wire`]: the change records and the bulk channel's frames (sans-IO);
+//! - [`commit`]: the writer's group-commit thread;
+//! - [`bulk`]: the bulk channel's sockets (seed 003: snapshots and the change stream never
+//!   travel on the distribution connection);
+//! - [`replica`]: a replica's status and apply thread;
+//! - [`routing`]: which data_contact owns which buckets (seed 001);
+//! - [`server`]: the `data` process, the gen_server contract Elixir calls;
+//! - [`line`]: the Elixir guide's `kv_server` line protocol.
+//!
+//! A data_contact owns the writable store and streams it to replicas. A data_service keeps a
+//! replica: a snapshot at version N, then the change stream from N+1; it persists the version
+//! it has applied and resumes from it after a restart; it checks every change against the
+//! writer's digest, and its whole store against its own digest when it starts, and takes a
+//! fresh snapshot by itself when either disagrees.
+
+pub mod bulk;
+pub mod change;
+pub mod commit;
+pub mod line;
+pub mod replica;
+pub mod routing;
+pub mod server;
+pub mod store;
+pub mod wire;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::dist::term::{atom, binary, tuple, Term};
+use crate::dist::{Dest, Node, NodeName};
+use crate::roles::Phase as RolePhase;
+use replica::{Applier, Phase, Status};
+use routing::Routes;
+use server::{DataServer, Mode};
+use store::{Kind, Store, StoreError};
+
+/// Default log retention, in versions.
+pub const DEFAULT_RETENTION: u64 = 1_000_000;
+/// Default largest value, in bytes of ETF.
+pub const DEFAULT_MAX_VALUE: usize = 64 * 1024 * 1024;
+/// Writes queued for the commit thread at most.
+const COMMIT_QUEUE: usize = 65_536;
+/// Line-protocol connections served at once.
+const MAX_KV_CLIENTS: usize = 1024;
+/// Time allowed for a line-protocol command.
+const KV_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a data node runs.
+#[derive(Debug, Clone)]
+pub struct DataOptions {
+    /// The node's data directory (the store file lives in it).
+    pub dir: PathBuf,
+    /// Routing by bucket.
+    pub routes: Routes,
+    /// Versions of change log the writer keeps for replicas to resume from.
+    pub retention: u64,
+    /// The largest value accepted.
+    pub max_value: usize,
+    /// The `kv_server` line protocol's port (None: off; Some(0): any free port).
+    pub kv_port: Option<u16>,
+    /// The data_contact a replica follows (None: the first the beacon offers).
+    pub follow: Option<NodeName>,
+    /// The address to bind the bulk channel and line protocol to (None: the node's host).
+    pub bind: Option<IpAddr>,
+}
+
+/// Why a data role could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener.
+    #[error("cannot listen for the {what} on {addr}: {source}")]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// Where.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `data` name is taken.
+    #[error("the name `data` is already registered on this node")]
+    NameTaken,
+    /// A thread could not start.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What a started data role exposes.
+#[derive(Debug, Clone)]
+pub struct DataHandle {
+    /// The line protocol's port, when on.
+    pub kv_port: Option<u16>,
+    /// The bulk channel's port (writers).
+    pub bulk_port: Option<u16>,
+    /// The store file.
+    pub store: PathBuf,
+}
+
+/// The default data directory of `node`: one folder per node name under the user's data dir.
+pub fn default_dir(node: &NodeName) -> PathBuf {
+    let base = directories::ProjectDirs::from("", "", "cluster")
+        .map(|p| p.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".cluster-data"));
+    base.join("nodes").join(node.as_str())
+}
+
+async fn bind_ip(node: &Node, bind: Option<IpAddr>) -> IpAddr {
+    if let Some(ip) = bind.or(node.config().listen_addr) {
+        return ip;
+    }
+    resolve(node.name().host())
+        .await
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+async fn resolve(host: &str) -> Option<IpAddr> {
+    tokio::net::lookup_host((host, 0))
+        .await
+        .ok()?
+        .map(|a| a.ip())
+        .min_by_key(|ip| ip.is_ipv6())
+}
+
+/// Starts a data_contact: the store, the commit thread, the bulk listener, the `data`
+/// process and (when asked) the line protocol.
+pub async fn start_writer(node: &Node, opts: DataOptions) -> Result<DataHandle, DataError> {
+    let dir = opts.dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, Kind::Writer))
+        .await
+        .map_err(|e| DataError::Thread(std::io::Error::other(e.to_string())))??;
+    let store = Arc::new(store);
+    let committer = commit::Committer::start(store.clone(), opts.retention, COMMIT_QUEUE)?;
+    let ip = bind_ip(node, opts.bind).await;
+    let listener = bulk::listen(ip).await.map_err(|source| DataError::Listen {
+        what: "bulk channel",
+        addr: ip.to_string(),
+        source,
+    })?;
+    let bulk_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let cfg = node.config();
+    let side = bulk::WriterSide {
+        store: store.clone(),
+        head: committer.watch(),
+        cookie: cfg.cookie.clone(),
+        node: node.name().to_string(),
+        ticktime: cfg.ticktime,
+        setup: cfg.setup_time,
+        max_frame: opts.max_value + 2 * bulk::BATCH_BYTES,
+    };
+    let mode = Mode::Writer {
+        committer,
+        bulk_port,
+    };
+    let path = store.path().to_path_buf();
+    let meta = store.meta()?;
+    server::start(
+        node,
+        DataServer::new(
+            store,
+            mode,
+            opts.routes.clone(),
+            node.name().clone(),
+            opts.max_value,
+        ),
+    )
+    .map_err(|_| DataError::NameTaken)?;
+    let n = node.clone();
+    node.spawn_task(async move {
+        tokio::select! {
+            _ = n.stopped() => {}
+            _ = bulk::serve(listener, side) => {}
+        }
+    });
+    let kv_port = start_kv(node, ip, opts.kv_port).await?;
+    info!(store = %path.display(), version = meta.version, bulk_port, "data_contact ready");
+    Ok(DataHandle {
+        kv_port,
+        bulk_port: Some(bulk_port),
+        store: path,
+    })
+}
+
+/// Starts a data_service: the replica store (checked against its digest), the apply thread,
+/// the `data` process, the follower and (when asked) the line protocol. `role` is the role
+/// runner's phase, which names the data_contacts on offer.
+pub async fn start_replica(
+    node: &Node,
+    opts: DataOptions,
+    role: watch::Receiver<RolePhase>,
+) -> Result<DataHandle, DataError> {
+    let dir = opts.dir.clone();
+    let (store, verdict) = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&dir, Kind::Replica)?;
+        let verdict = store.verify()?;
+        Ok::<_, StoreError>((store, verdict))
+    })
+    .await
+    .map_err(|e| DataError::Thread(std::io::Error::other(e.to_string())))??;
+    let store = Arc::new(store);
+    let meta = store.meta()?;
+    let (computed, recorded) = verdict;
+    let diverged = computed != recorded;
+    let mut status = Status::new(if diverged { 0 } else { meta.version });
+    if diverged {
+        warn!(
+            store = %store.path().display(),
+            "the replica's store does not add up to its own digest (edited or damaged); taking a fresh snapshot"
+        );
+        status.resyncs += 1;
+    } else if meta.version > 0 {
+        info!(
+            version = meta.version,
+            "replica store checked; it holds version {}", meta.version
+        );
+    }
+    let status = Arc::new(Mutex::new(status));
+    let poster_node = node.clone();
+    let applier = Applier::start(
+        store.clone(),
+        status.clone(),
+        Box::new(move |v| {
+            let _ = poster_node.send(
+                &Dest::name(server::NAME, poster_node.name()),
+                tuple(vec![atom("$applied"), crate::dist::term::int(v as i64)]),
+            );
+        }),
+    )
+    .map_err(DataError::Thread)?;
+    let cfg = node.config();
+    let mode = Mode::Replica {
+        status: status.clone(),
+        ticktime: cfg.ticktime,
+    };
+    let path = store.path().to_path_buf();
+    server::start(
+        node,
+        DataServer::new(
+            store.clone(),
+            mode,
+            opts.routes.clone(),
+            node.name().clone(),
+            opts.max_value,
+        ),
+    )
+    .map_err(|_| DataError::NameTaken)?;
+    let side = bulk::ReplicaSide {
+        store,
+        cookie: cfg.cookie.clone(),
+        node: node.name().to_string(),
+        ticktime: cfg.ticktime,
+        setup: cfg.setup_time,
+        max_frame: opts.max_value + 2 * bulk::BATCH_BYTES,
+        status,
+    };
+    let n = node.clone();
+    let follow = opts.follow.clone();
+    node.spawn_task(async move { follow_loop(n, side, applier, role, follow, diverged).await });
+    let ip = bind_ip(node, opts.bind).await;
+    let kv_port = start_kv(node, ip, opts.kv_port).await?;
+    Ok(DataHandle {
+        kv_port,
+        bulk_port: None,
+        store: path,
+    })
+}
+
+/// The data_contact to follow: the fixed one, else the first on offer.
+fn choose(fixed: &Option<NodeName>, role: &watch::Receiver<RolePhase>) -> Option<NodeName> {
+    if let Some(f) = fixed {
+        return Some(f.clone());
+    }
+    match &*role.borrow() {
+        RolePhase::Ready(providers) => {
+            let mut nodes: Vec<&str> = providers
+                .iter()
+                .filter(|p| p.name == "data_contact")
+                .map(|p| p.node.as_str())
+                .collect();
+            nodes.sort_unstable();
+            nodes.first().and_then(|n| NodeName::parse(n).ok())
+        }
+        _ => None,
+    }
+}
+
+async fn follow_loop(
+    node: Node,
+    side: bulk::ReplicaSide,
+    applier: Applier,
+    mut role: watch::Receiver<RolePhase>,
+    fixed: Option<NodeName>,
+    mut force_snapshot: bool,
+) {
+    let mut pause = Duration::from_millis(200);
+    let mut current: Option<NodeName> = None;
+    loop {
+        if node.is_stopping() {
+            return;
+        }
+        let chosen = match (&current, choose(&fixed, &role)) {
+            // Keep following the one we have while nothing better is known.
+            (Some(c), None) => Some(c.clone()),
+            (_, c) => c,
+        };
+        let Some(contact) = chosen else {
+            side.status.lock().expect("lock").phase = Phase::Waiting;
+            tokio::select! {
+                _ = node.stopped() => return,
+                _ = role.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        };
+        if current.as_ref() != Some(&contact) {
+            info!(contact = %contact, "following data_contact {contact}");
+        }
+        current = Some(contact.clone());
+        {
+            let mut s = side.status.lock().expect("lock");
+            s.contact = Some(contact.to_string());
+            if s.phase == Phase::Waiting {
+                s.phase = Phase::Connecting;
+            }
+        }
+        let result = async {
+            let reply = node
+                .call(
+                    &Dest::name(server::NAME, &contact),
+                    atom("bulk_endpoint"),
+                    side.setup,
+                )
+                .await
+                .map_err(|e| format!("{contact} does not answer: {e}"))?;
+            let port = match reply.as_tuple() {
+                Some([ok, p]) if ok.is_atom("ok") => p.as_int().unwrap_or(0) as u16,
+                _ => return Err(format!("{contact} is not a data_contact ({reply})")),
+            };
+            let ip = resolve(contact.host())
+                .await
+                .ok_or_else(|| format!("cannot resolve {}", contact.host()))?;
+            applier.reset();
+            let r = bulk::follow(SocketAddr::new(ip, port), &side, &applier, force_snapshot).await;
+            match r {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let result = tokio::select! {
+            _ = node.stopped() => return,
+            r = result => r,
+        };
+        let why = match result {
+            Ok(()) => "the channel closed".to_owned(),
+            Err(why) => why,
+        };
+        // A broken stream (a gap, a digest that disagrees, a snapshot that does not add up)
+        // means our copy cannot be trusted: start over from a snapshot.
+        if let Some(failure) = applier.failure() {
+            warn!(contact = %contact, "replica store diverged ({failure}); taking a fresh snapshot");
+            force_snapshot = true;
+            side.status.lock().expect("lock").resyncs += 1;
+        } else if side.status.lock().expect("lock").phase == Phase::Following {
+            force_snapshot = false;
+            pause = Duration::from_millis(200);
+        }
+        info!(contact = %contact, "bulk channel down: {why}");
+        side.status.lock().expect("lock").cut_off(why);
+        tokio::select! {
+            _ = node.stopped() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Starts the line protocol on `ip:port` when asked.
+async fn start_kv(node: &Node, ip: IpAddr, port: Option<u16>) -> Result<Option<u16>, DataError> {
+    let Some(port) = port else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(SocketAddr::new(ip, port))
+        .await
+        .map_err(|source| DataError::Listen {
+            what: "kv line protocol",
+            addr: format!("{ip}:{port}"),
+            source,
+        })?;
+    let bound = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    info!(port = bound, "kv line protocol listening on {ip}:{bound}");
+    let n = node.clone();
+    node.spawn_task(async move { serve_kv(n, listener).await });
+    Ok(Some(bound))
+}
+
+async fn serve_kv(node: Node, listener: TcpListener) {
+    let clients = Arc::new(tokio::sync::Semaphore::new(MAX_KV_CLIENTS));
+    loop {
+        let accepted = tokio::select! {
+            _ = node.stopped() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((sock, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = clients.clone().try_acquire_owned() else {
+            continue;
+        };
+        let n = node.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = kv_client(n, sock).await;
+        });
+    }
+}
+
+async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut discarding = false;
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            _ = node.stopped() => return Ok(()),
+            n = sock.read(&mut chunk) => n?,
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        for line in line::split_lines(&mut buf, &mut discarding) {
+            let reply = match line {
+                Err(()) => line::error(&format!("line longer than {} bytes", line::MAX_LINE)),
+                Ok(l) => kv_command(&node, &l).await,
+            };
+            sock.write_all(reply.as_bytes()).await?;
+        }
+    }
+}
+
+async fn kv_command(node: &Node, l: &[u8]) -> String {
+    let cmd = match line::parse(l) {
+        Ok(c) => c,
+        Err(line::LineError::Unknown) => return line::UNKNOWN.into(),
+        Err(line::LineError::NotText) => return line::error("the line is not UTF-8"),
+    };
+    let b = |s: &str| binary(s.to_owned());
+    let data = Dest::name(server::NAME, node.name());
+    let call = |req: Term| {
+        let data = data.clone();
+        async move { node.call(&data, req, KV_TIMEOUT).await }
+    };
+    // Every command but CREATE needs the bucket to exist, as in the guide.
+    let bucket = match &cmd {
+        line::Command::Create(b) => b,
+        line::Command::Put(b, ..) | line::Command::Get(b, _) | line::Command::Delete(b, _) => b,
+    };
+    if !matches!(cmd, line::Command::Create(_)) {
+        match call(atom("buckets")).await {
+            Ok(r) => {
+                let r = unwrap_stale(&r);
+                let known = r
+                    .as_tuple()
+                    .and_then(|t| t.get(1))
+                    .and_then(Term::as_list)
+                    .is_some_and(|l| {
+                        l.iter()
+                            .any(|x| x.as_binary().is_some_and(|x| x[..] == *bucket.as_bytes()))
+                    });
+                if !known {
+                    return line::NOT_FOUND.into();
+                }
+            }
+            Err(e) => return line::error(&e.to_string()),
+        }
+    }
+    let req = match &cmd {
+        line::Command::Create(bk) => tuple(vec![atom("create"), b(bk)]),
+        line::Command::Put(bk, k, v) => tuple(vec![atom("put"), b(bk), b(k), b(v)]),
+        line::Command::Get(bk, k) => tuple(vec![atom("get"), b(bk), b(k)]),
+        line::Command::Delete(bk, k) => tuple(vec![atom("delete"), b(bk), b(k)]),
+    };
+    let reply = match call(req).await {
+        Ok(r) => r,
+        Err(e) => return line::error(&e.to_string()),
+    };
+    let reply = unwrap_stale(&reply);
+    match (&cmd, reply.as_tuple()) {
+        (line::Command::Get(..), Some([ok, v, _])) if ok.is_atom("ok") => match v {
+            Term::Binary(bytes) => line::value(&String::from_utf8_lossy(bytes)),
+            other => line::value(&other.to_string()),
+        },
+        (line::Command::Get(..), _) if reply.is_atom("not_found") => line::value(""),
+        (_, Some([err, why])) if err.is_atom("error") => line::error(&why.to_string()),
+        _ if reply.is_atom("ok") => line::OK.into(),
+        (line::Command::Put(..), Some([ok, _])) if ok.is_atom("ok") => line::OK.into(),
+        _ => line::error(&reply.to_string()),
+    }
+}
+
+/// A stale reply's inner reply.
+pub fn unwrap_stale(reply: &Term) -> Term {
+    match reply.as_tuple() {
+        Some([tag, _, inner]) if tag.is_atom("stale") => inner.clone(),
+        _ => reply.clone(),
+    }
+}
