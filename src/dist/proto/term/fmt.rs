@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 
 use super::Term;
 
-const RESERVED: &[&str] = &[
+pub(super) const RESERVED: &[&str] = &[
     "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case",
     "catch", "cond", "div", "end", "fun", "if", "let", "not", "of", "or", "orelse", "receive",
     "rem", "try", "when", "xor", "maybe", "else",

@@ -15,6 +15,7 @@ mod cmp;
 mod decode;
 mod encode;
 mod fmt;
+mod parse;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use bytes::Bytes;
 pub use decode::{decode, decode_body, decode_exact, DecodeError};
 pub use encode::{encode, encode_body, encode_to_vec, encoded_len};
 pub use fmt::Truncated;
+pub use parse::{parse, ParseError};
 
 /// An atom: at most 255 characters of text, shared cheaply.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
