@@ -235,7 +235,7 @@ impl BeaconState {
         now_ms: u64,
     ) -> Option<Change> {
         let e = self.nodes.get(node)?;
-        if e.status != Status::Online || !e.connection.is_some_and(|c| c <= connection) {
+        if e.status != Status::Online || e.connection.is_none_or(|c| c > connection) {
             return None;
         }
         self.take_offline(node, reason, now_ms)

@@ -9,6 +9,7 @@ mod completions;
 mod doctor;
 mod epmd;
 mod forget;
+mod kv;
 mod monitor;
 mod names;
 mod output;
@@ -84,6 +85,8 @@ enum Command {
     Names(names::NamesArgs),
     /// Validate the roles file and list its roles (or print the built-in one).
     Roles(roles::RolesArgs),
+    /// Read and write the data tier (get, put, delete, list, buckets, status) on a data node.
+    Kv(kv::KvArgs),
     /// Remove offline nodes from the beacon's table.
     Forget(forget::ForgetArgs),
     /// Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon).
@@ -121,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Names(args) => names::run(&cli.global, args),
         Command::Roles(args) => roles::run(&cli.global, args),
         Command::Forget(args) => forget::run(&cli.global, args),
+        Command::Kv(args) => kv::run(&cli.global, args),
         Command::Doctor(args) => doctor::run(&cli.global, args),
         Command::Completions(args) => completions::run(args),
     }
@@ -165,14 +169,17 @@ pub(crate) fn describe(err: &anyhow::Error) -> String {
     text
 }
 
-/// Whether an error is a usage or configuration error (exit 2) rather than a runtime failure.
+/// Whether an error exits 2: a usage or configuration error (or any `kv` failure, where 1
+/// means "not found") rather than a runtime failure.
 fn is_usage(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.is::<ConfigError>()
-            || c.is::<Usage>()
-            || c.is::<cluster::config::cookie::CookieError>()
-            || c.is::<cluster::dist::name::NameError>()
-    })
+    // A context marker is found by downcasting the error itself, not in its chain.
+    err.downcast_ref::<kv::Exit2>().is_some()
+        || err.chain().any(|c| {
+            c.is::<ConfigError>()
+                || c.is::<Usage>()
+                || c.is::<cluster::config::cookie::CookieError>()
+                || c.is::<cluster::dist::name::NameError>()
+        })
 }
 
 /// A hint for errors whose fix is known.

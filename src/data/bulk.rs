@@ -238,50 +238,58 @@ async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> 
         let store = side.store.clone();
         let snap_meta = Arc::new(Mutex::new(None));
         let sm = snap_meta.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut snap = match store.snapshot() {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
-            let m = snap.meta();
-            *sm.lock().expect("lock") = Some(m);
-            if tx
-                .blocking_send(Ok(Frame::SnapshotBegin {
-                    lineage: m.lineage,
-                    version: m.version,
-                }))
-                .is_err()
-            {
-                return;
-            }
-            loop {
-                match snap.next_batch(BATCH_BYTES) {
-                    Ok(Some(b)) => {
-                        if tx
-                            .blocking_send(Ok(Frame::SnapshotBatch {
-                                buckets: b.buckets,
-                                entries: b.entries,
-                            }))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
+        let spawned = std::thread::Builder::new()
+            .name("cluster-snapshot".into())
+            .spawn(move || {
+                super::background_priority();
+                let mut snap = match store.snapshot() {
+                    Ok(s) => s,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(e));
                         return;
                     }
+                };
+                let m = snap.meta();
+                *sm.lock().expect("lock") = Some(m);
+                if tx
+                    .blocking_send(Ok(Frame::SnapshotBegin {
+                        lineage: m.lineage,
+                        version: m.version,
+                    }))
+                    .is_err()
+                {
+                    return;
                 }
-            }
-            let _ = tx.blocking_send(Ok(Frame::SnapshotEnd {
-                version: m.version,
-                digest: m.digest,
-            }));
-        });
+                loop {
+                    match snap.next_batch(BATCH_BYTES) {
+                        Ok(Some(b)) => {
+                            if tx
+                                .blocking_send(Ok(Frame::SnapshotBatch {
+                                    buckets: b.buckets,
+                                    entries: b.entries,
+                                }))
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                let _ = tx.blocking_send(Ok(Frame::SnapshotEnd {
+                    version: m.version,
+                    digest: m.digest,
+                }));
+            });
+        if let Err(e) = spawned {
+            return Err(BulkError::Protocol(format!(
+                "cannot start a snapshot thread: {e}"
+            )));
+        }
         // While the snapshot streams, read the replica's acknowledgements on the side.
         let mut end = None;
         loop {

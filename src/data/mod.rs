@@ -109,6 +109,18 @@ pub struct DataHandle {
     pub store: PathBuf,
 }
 
+/// Lowers the calling thread's CPU priority (nice 10): a snapshot's bulk work yields the CPU
+/// to the node's runtime thread, so ticks and calls are not delayed behind it (seed 003). On
+/// Linux the nice value is per thread.
+pub(crate) fn background_priority() {
+    let tid = nix::unistd::gettid().as_raw();
+    // SAFETY: setpriority has no memory-safety preconditions; a failure only leaves the
+    // thread at normal priority.
+    unsafe {
+        nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t, 10);
+    }
+}
+
 /// The default data directory of `node`: one folder per node name under the user's data dir.
 pub fn default_dir(node: &NodeName) -> PathBuf {
     let base = directories::ProjectDirs::from("", "", "cluster")

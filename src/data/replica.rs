@@ -147,6 +147,13 @@ impl Status {
         }
     }
 
+    /// A snapshot is complete at `version`: the replica follows from here (even at version 0,
+    /// an empty writer).
+    pub fn snapshot_done(&mut self, version: u64) {
+        self.applied_to(version);
+        self.phase = Phase::Following;
+    }
+
     /// The channel ended.
     pub fn cut_off(&mut self, why: String) {
         if self.phase != Phase::Waiting {
@@ -317,6 +324,7 @@ fn run(
     mut rx: mpsc::Receiver<(u64, u64, Job)>,
     on_applied: Box<dyn Fn(u64) + Send>,
 ) {
+    super::background_priority();
     let mut dirty = false;
     let mut durable_at = Instant::now();
     loop {
@@ -356,7 +364,10 @@ fn run(
                 .map(|()| None)
                 .map_err(|e| e.to_string()),
             Job::End { version, digest } => match store.end_snapshot(version) {
-                Ok(d) if d == digest => Ok(Some(version)),
+                Ok(d) if d == digest => {
+                    status.lock().expect("lock").snapshot_done(version);
+                    Ok(Some(version))
+                }
                 Ok(_) => Err(format!(
                     "the snapshot at version {version} does not add up to the writer's digest"
                 )),

@@ -29,7 +29,11 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::change::{Change, ChangeError, Op};
 
-const ENTRIES: TableDefinition<(&str, &[u8]), (u64, &[u8])> = TableDefinition::new("entries");
+/// `(bucket, key)`: entries are kept in bucket, then key order.
+type EntryKey = (&'static str, &'static [u8]);
+/// `(version, ETF value)`.
+type EntryValue = (u64, &'static [u8]);
+const ENTRIES: TableDefinition<EntryKey, EntryValue> = TableDefinition::new("entries");
 const BUCKETS: TableDefinition<&str, u64> = TableDefinition::new("buckets");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -213,10 +217,17 @@ pub fn check_names(bucket: &str, key: Option<&[u8]>) -> Result<(), StoreError> {
 }
 
 /// A store file.
+///
+/// Reads never begin a transaction of their own: redb makes `begin_read` wait while a commit
+/// holds the file's header, and a commit can take hundreds of milliseconds while the kernel
+/// writes back a gigabyte of snapshot. Instead, whoever commits opens the next read
+/// transaction right after (it waits for nobody, being the only writer) and publishes it;
+/// reads use the latest published one, which is exactly the last commit.
 pub struct Store {
     db: Database,
     path: PathBuf,
     kind: Kind,
+    reader: std::sync::Mutex<Option<std::sync::Arc<ReadTransaction>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -253,6 +264,7 @@ impl Store {
             db,
             path: path.clone(),
             kind,
+            reader: std::sync::Mutex::new(None),
         };
         let txn = store.begin_write()?;
         {
@@ -284,7 +296,7 @@ impl Store {
             txn.open_table(BUCKETS).map_err(|e| store.io(e))?;
             txn.open_table(LOG).map_err(|e| store.io(e))?;
         }
-        txn.commit().map_err(|e| store.io(e))?;
+        store.commit_txn(txn)?;
         Ok(store)
     }
 
@@ -313,9 +325,33 @@ impl Store {
         self.db.begin_read().map_err(|e| self.io(e))
     }
 
+    /// The latest published read transaction.
+    fn reader(&self) -> Result<std::sync::Arc<ReadTransaction>, StoreError> {
+        let mut cached = self.reader.lock().expect("reader lock");
+        if let Some(r) = cached.as_ref() {
+            return Ok(r.clone());
+        }
+        let r = std::sync::Arc::new(self.begin_read()?);
+        *cached = Some(r.clone());
+        Ok(r)
+    }
+
+    /// Publishes a read transaction at the last commit; called by the committing thread.
+    fn publish(&self) {
+        if let Ok(r) = self.begin_read() {
+            *self.reader.lock().expect("reader lock") = Some(std::sync::Arc::new(r));
+        }
+    }
+
+    fn commit_txn(&self, txn: WriteTransaction) -> Result<(), StoreError> {
+        txn.commit().map_err(|e| self.io(e))?;
+        self.publish();
+        Ok(())
+    }
+
     /// The bookkeeping, as last committed.
     pub fn meta(&self) -> Result<Meta, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         self.meta_in(&txn)
     }
 
@@ -348,7 +384,7 @@ impl Store {
 
     /// The value and version of `key`.
     pub fn get(&self, bucket: &str, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         let t = txn.open_table(ENTRIES).map_err(|e| self.io(e))?;
         let got = t.get((bucket, key)).map_err(|e| self.io(e))?;
         Ok(got.map(|g| {
@@ -359,7 +395,7 @@ impl Store {
 
     /// Whether `bucket` exists.
     pub fn has_bucket(&self, bucket: &str) -> Result<bool, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         let t = txn.open_table(BUCKETS).map_err(|e| self.io(e))?;
         Ok(t.get(bucket).map_err(|e| self.io(e))?.is_some())
     }
@@ -371,7 +407,7 @@ impl Store {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         let t = txn.open_table(ENTRIES).map_err(|e| self.io(e))?;
         let mut out = Vec::new();
         for item in t.range((bucket, prefix)..).map_err(|e| self.io(e))? {
@@ -396,7 +432,7 @@ impl Store {
 
     /// Every bucket with its number of keys.
     pub fn buckets(&self) -> Result<Vec<String>, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         let t = txn.open_table(BUCKETS).map_err(|e| self.io(e))?;
         let mut out = Vec::new();
         for item in t.iter().map_err(|e| self.io(e))? {
@@ -408,7 +444,7 @@ impl Store {
 
     /// The number of entries.
     pub fn len(&self) -> Result<u64, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         let t = txn.open_table(ENTRIES).map_err(|e| self.io(e))?;
         t.len().map_err(|e| self.io(e))
     }
@@ -530,13 +566,13 @@ impl Store {
             }
             tables.save(self)?;
         }
-        txn.commit().map_err(|e| self.io(e))?;
+        self.commit_txn(txn)?;
         Ok(outcomes)
     }
 
     /// Up to `max_bytes` (at least one) of logged changes from version `from` on, encoded.
     pub fn log_from(&self, from: u64, max_bytes: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         let t = txn.open_table(LOG).map_err(|e| self.io(e))?;
         let mut out = Vec::new();
         let mut bytes = 0;
@@ -553,7 +589,7 @@ impl Store {
 
     /// The logged change at `version`.
     pub fn logged(&self, version: u64) -> Result<Option<Change>, StoreError> {
-        let txn = self.begin_read()?;
+        let txn = self.reader()?;
         let t = txn.open_table(LOG).map_err(|e| self.io(e))?;
         let got = t.get(version).map_err(|e| self.io(e))?;
         match got {
@@ -594,7 +630,7 @@ impl Store {
             meta.insert(META_SOURCE, &lineage.to_be_bytes()[..])
                 .map_err(|e| self.io(e))?;
         }
-        txn.commit().map_err(|e| self.io(e))
+        self.commit_txn(txn)
     }
 
     /// Adds a batch of a snapshot (not yet durable; [`Store::end_snapshot`] makes it so).
@@ -628,7 +664,7 @@ impl Store {
             }
             tables.save(self)?;
         }
-        txn.commit().map_err(|e| self.io(e))
+        self.commit_txn(txn)
     }
 
     /// Ends a snapshot at `version`: durable from here. Returns the digest of what arrived,
@@ -642,7 +678,7 @@ impl Store {
             digest = tables.digest;
             tables.save(self)?;
         }
-        txn.commit().map_err(|e| self.io(e))?;
+        self.commit_txn(txn)?;
         Ok(digest)
     }
 
@@ -676,20 +712,20 @@ impl Store {
             version = tables.version;
             tables.save(self)?;
         }
-        txn.commit().map_err(|e| self.io(e))?;
+        self.commit_txn(txn)?;
         Ok(version)
     }
 
     /// Makes everything committed so far durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         let txn = self.begin_write()?;
-        txn.commit().map_err(|e| self.io(e))
+        self.commit_txn(txn)
     }
 }
 
 /// The open tables of one write transaction, with the version and digest being updated.
 struct Tables<'t> {
-    entries: redb::Table<'t, (&'static str, &'static [u8]), (u64, &'static [u8])>,
+    entries: redb::Table<'t, EntryKey, EntryValue>,
     buckets: redb::Table<'t, &'static str, u64>,
     log: redb::Table<'t, u64, &'static [u8]>,
     meta: redb::Table<'t, &'static str, &'static [u8]>,

@@ -707,7 +707,7 @@ async fn read_loop<D: Dispatch>(
                 buf.extend_from_slice(&rest);
             }
             dispatched += 1;
-            if dispatched % YIELD_EVERY == 0 {
+            if dispatched.is_multiple_of(YIELD_EVERY) {
                 // A flood on one connection must not hold a worker thread: let others run.
                 tokio::task::yield_now().await;
             }

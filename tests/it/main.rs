@@ -3,6 +3,7 @@
 
 mod beacon_e2e;
 mod cli;
+mod data;
 mod dist_node;
 mod epmd_daemon;
 mod hostile;

@@ -208,7 +208,7 @@ async fn interactive(
     let mut dirty = true;
     let mut drawn: Option<Instant> = None;
     let result = loop {
-        if dirty && drawn.map_or(true, |t| t.elapsed() >= MIN_FRAME) {
+        if dirty && drawn.is_none_or(|t| t.elapsed() >= MIN_FRAME) {
             let at = now(start).wall_ms;
             term.draw(|f| view::draw(f, model, at))?;
             dirty = false;

@@ -317,7 +317,7 @@ impl Global {
             let active_waits = self
                 .sessions
                 .get(&active)
-                .map_or(true, |s| !s.his_lock_set && !s.exchanged);
+                .is_none_or(|s| !s.his_lock_set && !s.exchanged);
             if his_first && active_waits {
                 debug!(peer = %n, yielding = %active, "global: the peer holds its side; locking for it first");
                 self.active = None;
@@ -327,7 +327,7 @@ impl Global {
                 return;
             }
         }
-        if !self.sessions.get(n).is_some_and(|s| s.his_locker.is_some()) {
+        if self.sessions.get(n).is_none_or(|s| s.his_locker.is_none()) {
             return;
         }
         self.lock_queue.remove(n);

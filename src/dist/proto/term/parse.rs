@@ -643,7 +643,7 @@ struct BitWriter {
 
 impl BitWriter {
     fn push_bytes(&mut self, b: &[u8]) {
-        if self.bits % 8 == 0 {
+        if self.bits.is_multiple_of(8) {
             self.bytes.extend_from_slice(b);
             self.bits += 8 * b.len();
         } else {
