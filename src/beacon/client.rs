@@ -164,6 +164,16 @@ impl BeaconClient {
         self.expect_ok(reply)
     }
 
+    /// `{report, Node, Map}`: what this node says about itself (only the node itself may).
+    pub async fn report(
+        &self,
+        node: &str,
+        report: Vec<(String, String)>,
+    ) -> Result<(), BeaconError> {
+        let reply = self.call(Request::Report(node.into(), report)).await?;
+        self.expect_ok(reply)
+    }
+
     /// Subscribes to the beacon's changes. The subscription also watches the beacon process,
     /// so its end (the beacon's node going down, or the process being killed) arrives as
     /// [`SubscriptionEvent::BeaconDown`] in order with the pushes.

@@ -104,11 +104,11 @@ impl Beacon {
             Change::Registered(e) if e.status == Status::Online => {
                 debug!(node = %e.registration.node, "online")
             }
-            Change::Registered(_) => {}
+            Change::Registered(_) | Change::Report { .. } => {}
         }
         let resource = match change {
             Change::Registered(e) => Some(e.registration.resource.clone()),
-            Change::Offline { node, .. } => self
+            Change::Offline { node, .. } | Change::Report { node, .. } => self
                 .state
                 .get(node)
                 .map(|e| e.registration.resource.clone()),
@@ -295,6 +295,19 @@ impl Process for Beacon {
                         self.push(ctx, &c);
                         atom("ok")
                     }
+                    None => tuple(vec![atom("error"), atom("not_found")]),
+                }
+            }
+            Request::Report(n, report) => {
+                if from.pid.node.as_str() != n {
+                    return Call::Reply(tuple(vec![atom("error"), atom("not_allowed")]));
+                }
+                match self.state.report(&n, report) {
+                    Some(c) => {
+                        self.push(ctx, &c);
+                        atom("ok")
+                    }
+                    None if self.state.get(&n).is_some() => atom("ok"),
                     None => tuple(vec![atom("error"), atom("not_found")]),
                 }
             }

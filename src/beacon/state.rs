@@ -93,6 +93,10 @@ pub struct Entry {
     pub connection: Option<ConnId>,
     /// The incarnation it was last online as (kept while offline).
     pub creation: Option<u32>,
+    /// What the node last reported about itself while online (`{report, Node, Map}`: a
+    /// replica's lag, say), as sorted key/value text; cleared when it goes offline or
+    /// registers again.
+    pub report: Vec<(String, String)>,
 }
 
 /// A provider offered for a requirement: seed 000's `%{module, name, node}`.
@@ -117,6 +121,13 @@ pub enum Change {
         node: String,
         /// Why.
         reason: String,
+    },
+    /// An online node reported something new about itself.
+    Report {
+        /// The node.
+        node: String,
+        /// What it reported.
+        report: Vec<(String, String)>,
     },
 }
 
@@ -192,6 +203,7 @@ impl BeaconState {
             reason: (!online).then(|| CONNECTING.to_owned()),
             connection,
             creation: link.map(|l| l.creation),
+            report: Vec::new(),
         };
         self.nodes.insert(node.clone(), entry.clone());
         self.index_add(&node);
@@ -262,6 +274,7 @@ impl BeaconState {
         e.since_ms = now_ms;
         e.reason = Some(reason.to_owned());
         e.connection = None;
+        e.report.clear();
         Some(Change::Offline {
             node: node.to_owned(),
             reason: reason.to_owned(),
@@ -345,6 +358,19 @@ impl BeaconState {
             e.creation = None;
         }
         change
+    }
+
+    /// An online node's report about itself; a change only when it differs from the last.
+    pub fn report(&mut self, node: &str, report: Vec<(String, String)>) -> Option<Change> {
+        let e = self.nodes.get_mut(node)?;
+        if e.status != Status::Online || e.report == report {
+            return None;
+        }
+        e.report = report.clone();
+        Some(Change::Report {
+            node: node.to_owned(),
+            report,
+        })
     }
 
     /// Removes an offline node's entry; false if it is online or unknown.
@@ -614,6 +640,31 @@ mod tests {
         assert!(s.expire(10 + NEVER_ONLINE_TTL_MS).is_empty());
         assert_eq!(s.expire(10 + OFFLINE_TTL_MS), vec!["n@h".to_owned()]);
         assert!(!s.is_full_for("x@h"));
+    }
+
+    #[test]
+    fn reports_are_kept_while_online_and_pushed_only_when_they_change() {
+        let mut s = BeaconState::new();
+        let r = |v: &str| vec![("lag_versions".to_owned(), v.to_owned())];
+        assert_eq!(s.report("ds@h", r("0")), None, "unknown node");
+        s.register(reg("ds@h", "data_service", &[]), Some(l(1)), 0);
+        assert_eq!(
+            s.report("ds@h", r("0")),
+            Some(Change::Report {
+                node: "ds@h".into(),
+                report: r("0")
+            })
+        );
+        assert_eq!(s.report("ds@h", r("0")), None, "unchanged");
+        assert!(s.report("ds@h", r("5")).is_some());
+        assert_eq!(s.get("ds@h").unwrap().report, r("5"));
+        s.node_down("ds@h", 1, "noconnection", 10);
+        assert!(s.get("ds@h").unwrap().report.is_empty(), "cleared offline");
+        assert_eq!(
+            s.report("ds@h", r("1")),
+            None,
+            "offline nodes do not report"
+        );
     }
 
     #[test]

@@ -38,6 +38,58 @@ pub enum Request {
     Forget(String),
     /// The node is stopping cleanly.
     Leave(String),
+    /// The node reports something about itself (`{report, Node, #{Key => Value}}`, at most
+    /// 16 pairs of scalars): a replica's lag, shown by `names --cluster` and `monitor`.
+    Report(String, Vec<(String, String)>),
+}
+
+/// Most pairs in a report.
+pub const MAX_REPORT_PAIRS: usize = 16;
+/// Longest rendered value in a report.
+pub const MAX_REPORT_VALUE: usize = 128;
+
+/// Reads a report map: scalar values only, rendered as text, sorted by key.
+pub fn parse_report(m: &Term) -> Result<Vec<(String, String)>, String> {
+    let pairs = m
+        .map_pairs()
+        .ok_or_else(|| format!("report: Report must be a map, got {m}"))?;
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        let key = k
+            .as_atom()
+            .ok_or_else(|| format!("report: keys must be atoms, got {k}"))?
+            .to_owned();
+        let value = match v {
+            Term::Int(i) => i.to_string(),
+            Term::Atom(a) => a.as_str().to_owned(),
+            Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            other => {
+                return Err(format!(
+                    "report: values must be integers, atoms or binaries, got {other}"
+                ))
+            }
+        };
+        if value.len() > MAX_REPORT_VALUE {
+            return Err(format!(
+                "report: the value of {key} is longer than {MAX_REPORT_VALUE} bytes"
+            ));
+        }
+        out.push((key, value));
+    }
+    if out.len() > MAX_REPORT_PAIRS {
+        return Err(format!("report: more than {MAX_REPORT_PAIRS} pairs"));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn report_term(report: &[(String, String)]) -> Term {
+    crate::dist::term::map_of(
+        report
+            .iter()
+            .map(|(k, v)| (atom(k), crate::dist::term::binary(v.clone())))
+            .collect(),
+    )
 }
 
 /// Why a request was not understood. A known request with bad arguments is answered
@@ -143,6 +195,14 @@ impl Request {
                     })?
                     .to_owned(),
             )),
+            [verb, node, report] if verb.is_atom("report") => Ok(Request::Report(
+                node.as_atom()
+                    .ok_or_else(|| {
+                        BadRequest::malformed(format!("report: Node must be an atom, got {node}"))
+                    })?
+                    .to_owned(),
+                parse_report(report).map_err(BadRequest::malformed)?,
+            )),
             [verb, node] if verb.is_atom("leave") => Ok(Request::Leave(
                 node.as_atom()
                     .ok_or_else(|| {
@@ -176,6 +236,7 @@ impl Request {
             ]),
             Request::Forget(n) => tuple(vec![atom("forget"), atom(n)]),
             Request::Leave(n) => tuple(vec![atom("leave"), atom(n)]),
+            Request::Report(n, r) => tuple(vec![atom("report"), atom(n), report_term(r)]),
         }
     }
 }
@@ -242,6 +303,9 @@ pub fn entry_term(e: &Entry) -> Term {
     if let Some(reason) = &e.reason {
         pairs.push(("reason", atom(reason)));
     }
+    if !e.report.is_empty() {
+        pairs.push(("report", report_term(&e.report)));
+    }
     map(pairs)
 }
 
@@ -263,6 +327,9 @@ pub struct NodeInfo {
     /// Why it is offline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What it last reported about itself while online (sorted by key).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub report: Vec<(String, String)>,
 }
 
 impl NodeInfo {
@@ -296,6 +363,10 @@ pub fn parse_entry(m: &Term) -> Option<NodeInfo> {
             .map_get_atom("reason")
             .and_then(Term::as_atom)
             .map(str::to_owned),
+        report: m
+            .map_get_atom("report")
+            .and_then(|r| parse_report(r).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -305,6 +376,9 @@ pub fn change_term(change: &Change) -> Term {
     let inner = match change {
         Change::Registered(e) => tuple(vec![atom("registered"), entry_term(e)]),
         Change::Offline { node, reason } => tuple(vec![atom("offline"), atom(node), atom(reason)]),
+        Change::Report { node, report } => {
+            tuple(vec![atom("report"), atom(node), report_term(report)])
+        }
     };
     tuple(vec![atom("beacon_event"), inner])
 }
@@ -326,6 +400,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A node reported something new about itself.
+    Report {
+        /// The node.
+        node: String,
+        /// What it reported, sorted by key.
+        report: Vec<(String, String)>,
+    },
     /// Pushes were skipped while we were behind: read the table again.
     Resync,
 }
@@ -343,6 +424,10 @@ pub fn parse_event(msg: &Term) -> Option<Event> {
     }
     match ev.as_tuple()? {
         [kind, entry] if kind.is_atom("registered") => Some(Event::Registered(parse_entry(entry)?)),
+        [kind, node, report] if kind.is_atom("report") => Some(Event::Report {
+            node: node.as_atom()?.to_owned(),
+            report: parse_report(report).ok()?,
+        }),
         [kind, node, reason] if kind.is_atom("offline") => Some(Event::Offline {
             node: node.as_atom()?.to_owned(),
             reason: reason
@@ -441,6 +526,7 @@ mod tests {
             reason: None,
             connection: Some(1),
             creation: Some(1),
+            report: Vec::new(),
         };
         let Some(Event::Registered(info)) = parse_event(&change_term(&Change::Registered(e)))
         else {
@@ -470,6 +556,7 @@ mod tests {
             reason: Some("net_tick_timeout".into()),
             connection: None,
             creation: None,
+            report: Vec::new(),
         };
         let info = parse_entry(&entry_term(&e)).unwrap();
         assert_eq!(info.node, "gate1@127.0.0.1");
@@ -477,6 +564,57 @@ mod tests {
         assert_eq!(info.since_ms, 1_795_291_000_123);
         assert_eq!(info.requirements, ["gate_manager"]);
         assert_eq!(info.reason.as_deref(), Some("net_tick_timeout"));
+    }
+
+    #[test]
+    fn reports_parse_render_and_refuse_what_they_cannot_show() {
+        let req = tuple(vec![
+            atom("report"),
+            atom("ds@h"),
+            crate::dist::term::map_of(vec![
+                (atom("stale"), atom("false")),
+                (atom("lag_versions"), int(3)),
+                (atom("phase"), crate::dist::term::binary("following")),
+            ]),
+        ]);
+        let parsed = Request::parse(&req).unwrap();
+        let pairs: Vec<(String, String)> = [
+            ("lag_versions", "3"),
+            ("phase", "following"),
+            ("stale", "false"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(parsed, Request::Report("ds@h".into(), pairs.clone()));
+        assert_eq!(Request::parse(&parsed.to_term()).unwrap(), parsed);
+        let ev = change_term(&Change::Report {
+            node: "ds@h".into(),
+            report: pairs.clone(),
+        });
+        assert_eq!(
+            parse_event(&ev),
+            Some(Event::Report {
+                node: "ds@h".into(),
+                report: pairs
+            })
+        );
+        for (bad, why) in [
+            (atom("x"), "must be a map"),
+            (
+                crate::dist::term::map_of(vec![(int(1), int(1))]),
+                "keys must be atoms",
+            ),
+            (
+                crate::dist::term::map_of(vec![(atom("k"), tuple(vec![]))]),
+                "values must be integers, atoms or binaries",
+            ),
+        ] {
+            let e = Request::parse(&tuple(vec![atom("report"), atom("ds@h"), bad]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]
@@ -489,6 +627,7 @@ mod tests {
             module: resource.into(),
             since_ms: 0,
             reason: None,
+            report: Vec::new(),
         };
         let all = vec![
             info("g@h", "online", "gate", &["gate_manager", "data"]),

@@ -260,6 +260,10 @@ async fn follow(
                     Some(SubscriptionEvent::Beacon(Event::Offline { node: n, reason })) => {
                         printer.print("offline", &n, None, Some(reason))?
                     }
+                    Some(SubscriptionEvent::Beacon(Event::Report { node: n, report })) => {
+                        let text: Vec<String> = report.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        printer.print("report", &n, None, Some(text.join(" ")))?
+                    }
                     Some(SubscriptionEvent::BeaconDown { .. }) | None => {
                         registrations = None;
                         false

@@ -197,14 +197,20 @@ fn cluster_view(
         output::print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = output::table(&["NODE", "ROLE", "STATUS", "READY", "REQUIREMENTS", "SINCE"]);
+    // REPORT: what the node last said about itself (a replica's lag), when any node did.
+    let any_report = nodes.iter().any(|n| !n.report.is_empty());
+    let mut headers = vec!["NODE", "ROLE", "STATUS", "READY", "REQUIREMENTS", "SINCE"];
+    if any_report {
+        headers.push("REPORT");
+    }
+    let mut table = output::table(&headers);
     for n in &nodes {
         let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(n.since_ms);
         let status = match &n.reason {
             Some(r) => format!("{} ({r})", n.status),
             None => n.status.clone(),
         };
-        table.add_row(vec![
+        let mut row = vec![
             n.node.clone(),
             n.resource.clone(),
             status,
@@ -215,7 +221,16 @@ fn cluster_view(
                 n.requirements.join(", ")
             },
             humantime::format_rfc3339_seconds(since).to_string(),
-        ]);
+        ];
+        if any_report {
+            let text: Vec<String> = n.report.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            row.push(if text.is_empty() {
+                "-".into()
+            } else {
+                text.join(" ")
+            });
+        }
+        table.add_row(row);
     }
     output::print_table(&table)?;
     Ok(ExitCode::SUCCESS)

@@ -176,6 +176,7 @@ mod tests {
             module: resource.into(),
             since_ms: 0,
             reason: None,
+            report: Vec::new(),
         }
     }
 

@@ -359,6 +359,7 @@ async fn start_data(
         kv_port: args.kv_port,
         follow: args.follow.clone(),
         bind: args.listen,
+        beacon: Some(settings.beacon(args.beacon.clone())),
     };
     let handle = if writer {
         cluster::data::start_writer(node, opts).await

@@ -72,6 +72,8 @@ pub struct DataOptions {
     pub follow: Option<NodeName>,
     /// The address to bind the bulk channel and line protocol to (None: the node's host).
     pub bind: Option<IpAddr>,
+    /// The beacon a replica reports its lag to (None: no reports).
+    pub beacon: Option<NodeName>,
 }
 
 /// Why a data role could not start.
@@ -277,6 +279,10 @@ pub async fn start_replica(
         max_frame: opts.max_value + 2 * bulk::BATCH_BYTES,
         status,
     };
+    if let Some(beacon) = opts.beacon.clone() {
+        let (n, status) = (node.clone(), side.status.clone());
+        node.spawn_task(async move { report_loop(n, beacon, status).await });
+    }
     let n = node.clone();
     let follow = opts.follow.clone();
     node.spawn_task(async move { follow_loop(n, side, applier, role, follow, diverged).await });
@@ -395,6 +401,46 @@ async fn follow_loop(
             _ = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How often a replica looks at its lag to report it.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Reports the replica's lag to the beacon (`{report, Node, Map}`) whenever what it would say
+/// changes, at most once a second: `names --cluster` and `monitor` show it. The milliseconds
+/// are rounded to tenths of a second, so a replica keeping up does not report every second.
+async fn report_loop(node: Node, beacon: NodeName, status: Arc<Mutex<Status>>) {
+    let client =
+        crate::beacon::BeaconClient::new(node.clone(), beacon).with_timeout(Duration::from_secs(2));
+    let ticktime = node.config().ticktime;
+    let me = node.name().to_string();
+    let mut last: Vec<(String, String)> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = node.stopped() => return,
+            _ = tokio::time::sleep(REPORT_EVERY) => {}
+        }
+        let report = {
+            let s = status.lock().expect("lock");
+            let lag = s.lag(ticktime);
+            let mut r = vec![
+                ("lag_ms".to_owned(), (lag.ms / 100 * 100).to_string()),
+                ("lag_versions".to_owned(), lag.versions.to_string()),
+                ("phase".to_owned(), s.phase.as_str().to_owned()),
+                ("stale".to_owned(), lag.stale.to_string()),
+            ];
+            r.sort();
+            r
+        };
+        if report == last {
+            continue;
+        }
+        match client.report(&me, report.clone()).await {
+            Ok(()) => last = report,
+            // Not registered yet, or the beacon is away: try again next time.
+            Err(e) => tracing::debug!("lag report not taken: {e}"),
+        }
     }
 }
 

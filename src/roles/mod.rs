@@ -315,6 +315,8 @@ impl Runner {
                 Next::Continue(true)
             }
             SubscriptionEvent::Beacon(Event::Offline { .. }) => Next::Continue(true),
+            // A report changes no one's providers.
+            SubscriptionEvent::Beacon(Event::Report { .. }) => Next::Continue(false),
             SubscriptionEvent::Beacon(Event::Resync) => {
                 if let Some(m) = mesher {
                     m.again();

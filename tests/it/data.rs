@@ -38,8 +38,10 @@ impl Tier {
             .replace("net_ticktime = 60", &format!("net_ticktime = {ticktime}"));
         let roles = dir.path().join("roles.toml");
         std::fs::write(&roles, format!("{repo}\n{data}")).unwrap();
-        let cfg = NodeConfig::hidden_client(n("data-client@127.0.0.1"), Cookie::new(COOKIE))
+        let mut cfg = NodeConfig::hidden_client(n("data-client@127.0.0.1"), Cookie::new(COOKIE))
             .with_epmd_port(epmd.port);
+        // The same tick time as the nodes, or a quiet client would look dead to them.
+        cfg.ticktime = Duration::from_secs(ticktime);
         let client = Node::start(cfg).await.unwrap();
         Tier {
             epmd,
@@ -439,6 +441,32 @@ async fn a_replica_cut_off_serves_stale_reads_refuses_writes_and_catches_up_afte
     })
     .await;
     println!("stale after {:?}: {}", stopped.elapsed(), stale.0);
+    // The replica reports it to the beacon, and `names --cluster` shows it.
+    let port = tier.epmd.port.to_string();
+    let names = || async {
+        let out = crate::util::cluster_async(&[
+            "names",
+            "--cluster",
+            "--cookie",
+            COOKIE,
+            "--epmd-port",
+            &port,
+            "--roles",
+            &tier.roles,
+        ])
+        .await;
+        stdout(&out)
+    };
+    let row = wait_for("names --cluster shows ds1 stale", DEADLINE, || async {
+        let text = names().await;
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("ds1@127.0.0.1"))?
+            .to_owned();
+        row.contains("stale=true").then_some(row)
+    })
+    .await;
+    assert!(row.contains("phase=cut_off"), "{row}");
     assert_eq!(stale.1, tuple(vec![atom("ok"), b("before"), int(v as i64)]));
     assert!(
         stale.0.map_get_atom("ms").and_then(Term::as_int).unwrap() > 0,
@@ -494,6 +522,19 @@ async fn a_replica_cut_off_serves_stale_reads_refuses_writes_and_catches_up_afte
         "{s}"
     );
     assert_eq!(int_of(&s, "resyncs"), 0, "{s}");
+    wait_for(
+        "names --cluster shows ds1 following again",
+        DEADLINE,
+        || async {
+            let text = names().await;
+            let row = text
+                .lines()
+                .find(|l| l.starts_with("ds1@127.0.0.1"))?
+                .to_owned();
+            (row.contains("stale=false") && row.contains("lag_versions=0")).then_some(row)
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -933,6 +933,7 @@ pub(crate) mod tests {
             module: role.into(),
             since_ms: 1_700_000_000_000,
             reason: (!online).then(|| "net_tick_timeout".into()),
+            report: Vec::new(),
         }
     }
 

@@ -176,7 +176,8 @@ async fn beacon_task(
                             Some(SubscriptionEvent::BeaconDown { reason }) => {
                                 break Update::Beacon(BeaconState::Lost(reason));
                             }
-                            Some(SubscriptionEvent::Node(_)) => continue,
+                            Some(SubscriptionEvent::Node(_))
+                            | Some(SubscriptionEvent::Beacon(Event::Report { .. })) => continue,
                         };
                         if !send(&tx, &cancel, update).await {
                             return;
