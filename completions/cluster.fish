@@ -40,6 +40,7 @@ complete -c cluster -n "__fish_cluster_needs_command" -f -a "top" -d 'Watch a li
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "kv" -d 'Read and write the data tier (get, put, delete, list, buckets, status) on a data node'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -57,6 +58,11 @@ complete -c cluster -n "__fish_cluster_using_subcommand start" -l threads -d 'Ru
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l spin -d 'Microseconds a busy node\'s threads poll its sockets before sleeping (like erl\'s +sbwt): a message then costs no wake-up. 0 never spins; an idle node never spins' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l beacon -d 'The beacon to register with [default: the roles file\'s beacon]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-reject-timeout -d 'Seconds a role node goes on trying a beacon that rejects its cookie before it exits with an error (a wrong cookie does not fix itself)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l data-dir -d 'Data roles: the node\'s data directory [default: the user\'s data dir, one folder per node name]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l kv-port -d 'Data roles: serve the kv_server line protocol on this port (0: any free port), on the node\'s host address' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l follow -d 'data_service: the data_contact to follow [default: the first the beacon offers]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l log-retention -d 'data_contact: versions of change log kept, so replicas that were down can resume without a snapshot' -r
+complete -c cluster -n "__fish_cluster_using_subcommand start" -l max-value-size -d 'Data roles: the largest value accepted, in bytes of its external term format' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand start" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
@@ -159,6 +165,101 @@ complete -c cluster -n "__fish_cluster_using_subcommand roles" -l default -d 'Pr
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand roles" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -f -a "get" -d 'Print a key\'s value (exit 1 when absent)'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -f -a "put" -d 'Store a value (an Erlang term); prints the version it was written at'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -f -a "delete" -d 'Remove a key'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -f -a "list" -d 'List a bucket\'s keys, values and versions, in key order'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -f -a "buckets" -d 'List the buckets'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -f -a "status" -d 'The node\'s data status: role, version, lag, whether its reads are stale'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and not __fish_seen_subcommand_from get put delete list buckets status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l min-version -d 'Wait (up to 4 s) until the node has applied this version: read-your-writes on a replica' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l expect -d 'Compare-and-set: write only if the key is at this version (0: only if absent)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l prefix -d 'Only keys starting with this' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l limit -d 'At most this many (the node caps it at 10000)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from buckets" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "get" -d 'Print a key\'s value (exit 1 when absent)'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "put" -d 'Store a value (an Erlang term); prints the version it was written at'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Remove a key'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a bucket\'s keys, values and versions, in key order'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "buckets" -d 'List the buckets'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "status" -d 'The node\'s data status: role, version, lag, whether its reads are stale'
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cluster -n "__fish_cluster_using_subcommand forget" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s beacon]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand forget" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand forget" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
@@ -182,16 +283,23 @@ complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "start" -d 'Run a node in the foreground'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "top" -d 'Watch a live cluster full-screen: nodes by role, readiness, connections, events'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles forget doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "start" -d 'Run a node in the foreground'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "top" -d 'Watch a live cluster full-screen: nodes by role, readiness, connections, events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "kv" -d 'Read and write the data tier (get, put, delete, list, buckets, status) on a data node'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "get" -d 'Print a key\'s value (exit 1 when absent)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "put" -d 'Store a value (an Erlang term); prints the version it was written at'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "delete" -d 'Remove a key'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "list" -d 'List a bucket\'s keys, values and versions, in key order'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "buckets" -d 'List the buckets'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "status" -d 'The node\'s data status: role, version, lag, whether its reads are stale'

@@ -1,5 +1,5 @@
 //! `cluster roles`: validates the roles file and lists every role with its resource,
-//! requirements and description. A broken file exits with status 2 and names the file, line
+//! requirements and description, then the data tier's routes by bucket if any. A broken file exits with status 2 and names the file, line
 //! and column. `--default` prints the built-in roles file, to start one from.
 
 use std::process::ExitCode;
@@ -50,5 +50,14 @@ pub fn run(global: &GlobalOpts, args: RolesArgs) -> anyhow::Result<ExitCode> {
         ]);
     }
     output::print_table(&table)?;
+    let routes = &file.data.routes.routes;
+    if !routes.is_empty() {
+        println!();
+        let mut table = output::table(&["BUCKETS", "DATA_CONTACT"]);
+        for r in routes {
+            table.add_row(vec![format!("{}..{}", r.first, r.last), r.node.to_string()]);
+        }
+        output::print_table(&table)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,38 @@
 //! it has applied and resumes from it after a restart; it checks every change against the
 //! writer's digest, and its whole store against its own digest when it starts, and takes a
 //! fresh snapshot by itself when either disagrees.
+//!
+//! # Design notes
+//!
+//! **Why redb.** The store must be embedded, crash-safe and transactional, with consistent
+//! read snapshots (a snapshot streams for seconds while writes go on) and a file format that
+//! will still open next year. redb is all of that in pure Rust: ACID with copy-on-write
+//! B-trees, MVCC readers that never block the writer, a stable format since 1.0, and no C++
+//! toolchain (RocksDB), no fixed map size (LMDB), no beta status (sled). Its one trap for us:
+//! `begin_read` waits while a commit holds the file header, and a commit can wait on the
+//! kernel's writeback; so reads use a read transaction published by the committing thread
+//! ([`store::Store`]), never one of their own.
+//!
+//! **One writer per bucket range.** A data_contact is the only writer of its buckets; replicas
+//! never write, so they can never diverge from a partition the way mnesia's replicas do
+//! (`inconsistent_database`): a replica cut off serves what it has, marked stale, and refuses
+//! writes; when it is back it resumes or takes a snapshot. Availability of writes is traded
+//! for that: with the data_contact down, its buckets take no writes.
+//!
+//! **Versions and the digest.** Every write gets the next version of its store; an entry keeps
+//! the version it was written at, which is what compare-and-set compares. The digest is the
+//! wrapping sum of a 128-bit hash (xxh3) of every entry and bucket: O(1) to keep up to date,
+//! independent of the order things arrived in, recomputable from the tables at any time. The
+//! writer logs each change with its digest after it; a replica applying the change must reach
+//! the same digest, so any divergence is found at the first change that shows it.
+//!
+//! **Durability.** The writer acknowledges a write only after its transaction committed with
+//! fsync; [`commit`] groups the writes that arrive meanwhile into one transaction. A replica
+//! commits lazily and makes its state durable once a second and whenever it is idle: a crash
+//! loses at most that tail, which it fetches again from the version it finds on disk.
+//!
+//! **The log's retention** (`--log-retention` versions) bounds the writer's disk use; a
+//! replica further behind than that takes a snapshot instead of resuming.
 
 pub mod bulk;
 pub mod change;
