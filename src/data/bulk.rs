@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
@@ -310,9 +309,7 @@ async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> 
             if let Frame::SnapshotEnd { version, .. } = &frame {
                 end = Some(*version);
             }
-            let mut buf = BytesMut::new();
-            frame.write(&mut buf);
-            sent += buf.len() as u64;
+            sent += frame.wire_len() as u64;
             send(&mut framed, frame, side.ticktime).await?;
         }
         let Some(v) = end else {
@@ -358,9 +355,7 @@ async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> 
                 .unwrap_or(cursor)
                 + 1;
             let frame = Frame::Changes(batch);
-            let mut buf = BytesMut::new();
-            frame.write(&mut buf);
-            sent += buf.len() as u64;
+            sent += frame.wire_len() as u64;
             send(&mut framed, frame, side.ticktime).await?;
             continue;
         }

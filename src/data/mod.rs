@@ -86,6 +86,10 @@ const COMMIT_QUEUE: usize = 65_536;
 const MAX_KV_CLIENTS: usize = 1024;
 /// Time allowed for a line-protocol command.
 const KV_TIMEOUT: Duration = Duration::from_secs(5);
+/// A line-protocol client that sends nothing for this long is closed (its slot is freed).
+const KV_IDLE: Duration = Duration::from_secs(300);
+/// A line-protocol client that does not read its replies for this long is closed.
+const KV_WRITE: Duration = Duration::from_secs(10);
 
 /// How a data node runs.
 #[derive(Debug, Clone)]
@@ -524,7 +528,10 @@ async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Resu
     loop {
         let n = tokio::select! {
             _ = node.stopped() => return Ok(()),
-            n = sock.read(&mut chunk) => n?,
+            n = tokio::time::timeout(KV_IDLE, sock.read(&mut chunk)) => match n {
+                Ok(n) => n?,
+                Err(_) => return Ok(()),
+            },
         };
         if n == 0 {
             return Ok(());
@@ -535,7 +542,10 @@ async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Resu
                 Err(()) => line::error(&format!("line longer than {} bytes", line::MAX_LINE)),
                 Ok(l) => kv_command(&node, &l).await,
             };
-            sock.write_all(reply.as_bytes()).await?;
+            match tokio::time::timeout(KV_WRITE, sock.write_all(reply.as_bytes())).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            }
         }
     }
 }

@@ -636,10 +636,10 @@ impl Process for DataServer {
 
     fn handle_info(&mut self, ctx: &mut Ctx<'_>, msg: Term) -> Flow {
         if let Some([tag, v]) = msg.as_tuple() {
-            if tag.is_atom("$applied") {
-                if let Some(v) = v.as_int() {
-                    self.release_waiters(ctx, v as u64);
-                }
+            if tag.is_atom("$applied") && v.as_int().is_some() {
+                // What the store says, not what the message says: anyone may send one.
+                let applied = self.applied();
+                self.release_waiters(ctx, applied);
                 return Flow::Continue;
             }
         }

@@ -284,6 +284,31 @@ impl Frame {
         Ok(frame)
     }
 
+    /// The frame's size on the wire, length prefix included, without encoding it.
+    pub fn wire_len(&self) -> usize {
+        let name = |n: &str| 2 + n.len().min(u16::MAX as usize);
+        let bucket = |b: &str| 1 + b.len().min(255);
+        5 + match self {
+            Frame::Hello { node, .. } => MAGIC.len() + 4 + name(node),
+            Frame::Claim { node, .. } => 16 + 4 + name(node) + 8 + 8 + 16,
+            Frame::Ack { .. } => 16,
+            Frame::SnapshotBegin { .. } | Frame::Resume { .. } => 16,
+            Frame::SnapshotBatch { buckets, entries } => {
+                4 + buckets.iter().map(|b| bucket(b)).sum::<usize>()
+                    + 4
+                    + entries
+                        .iter()
+                        .map(|e| bucket(&e.bucket) + 4 + e.key.len() + 8 + 4 + e.value.len())
+                        .sum::<usize>()
+            }
+            Frame::SnapshotEnd { .. } => 24,
+            Frame::Changes(changes) => 4 + changes.iter().map(|c| 4 + c.len()).sum::<usize>(),
+            Frame::Head { .. } => 32,
+            Frame::Applied { .. } => 16,
+            Frame::Error(text) => text.len(),
+        }
+    }
+
     /// Writes the frame, length first.
     pub fn write(&self, out: &mut BytesMut) {
         let start = out.len();
@@ -486,6 +511,7 @@ mod tests {
             let mut buf = BytesMut::new();
             f.write(&mut buf);
             let n = buf.len();
+            assert_eq!(f.wire_len(), n, "{f:?}");
             // Byte by byte: nothing decodes before the whole frame is there.
             let mut partial = BytesMut::new();
             for (i, b) in buf.iter().enumerate() {
