@@ -383,12 +383,21 @@ fn start_epmd_daemon(port: u16) -> std::io::Result<()> {
         .stdout(std::process::Stdio::null())
         .status()?;
     if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "`cluster epmd --daemon` exited with {status}"
-        )))
+        return Ok(());
     }
+    // Two nodes starting at once both find no port mapper and both start one; the second
+    // daemon cannot bind and exits. The port mapper the other one started serves us too, as
+    // a second `epmd -daemon` defers to the first.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..10 {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(std::io::Error::other(format!(
+        "`cluster epmd --daemon` exited with {status}"
+    )))
 }
 
 #[cfg(test)]

@@ -227,6 +227,69 @@ impl Drop for Applier {
     }
 }
 
+/// Bytes of snapshot between durable commits.
+const SNAPSHOT_DURABLE_EVERY: usize = 256 * 1024 * 1024;
+/// Bytes of queued batches merged into one transaction at most.
+const COALESCE_BYTES: usize = 32 * 1024 * 1024;
+
+fn job_bytes(job: &Job) -> usize {
+    match job {
+        Job::Batch { entries, .. } => entries
+            .iter()
+            .map(|e| e.value.len() + e.key.len() + 32)
+            .sum(),
+        Job::Changes(c) => c.len() * 64,
+        _ => 0,
+    }
+}
+
+/// Merges queued jobs of the same kind (snapshot batches, or changes) and generation into
+/// `job`; the first job of another kind is kept in `held` for next time.
+fn coalesce(
+    rx: &mut mpsc::Receiver<(u64, u64, Job)>,
+    held: &mut Option<(u64, u64, Job)>,
+    generation: u64,
+    mut consumed: u64,
+    mut job: Job,
+) -> (u64, Job) {
+    if !matches!(job, Job::Batch { .. } | Job::Changes(_)) {
+        return (consumed, job);
+    }
+    let mut bytes = job_bytes(&job);
+    while bytes < COALESCE_BYTES {
+        let Ok((g, c, next)) = rx.try_recv() else {
+            break;
+        };
+        match (&mut job, next) {
+            (
+                Job::Batch { buckets, entries },
+                Job::Batch {
+                    buckets: b2,
+                    entries: e2,
+                },
+            ) if g == generation => {
+                bytes += e2
+                    .iter()
+                    .map(|e| e.value.len() + e.key.len() + 32)
+                    .sum::<usize>();
+                buckets.extend(b2);
+                entries.extend(e2);
+                consumed = consumed.max(c);
+            }
+            (Job::Changes(changes), Job::Changes(more)) if g == generation => {
+                bytes += more.len() * 64;
+                changes.extend(more);
+                consumed = consumed.max(c);
+            }
+            (_, other) => {
+                *held = Some((g, c, other));
+                break;
+            }
+        }
+    }
+    (consumed, job)
+}
+
 /// How long lazily committed changes may stay not durable.
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -327,8 +390,10 @@ fn run(
     super::background_priority();
     let mut dirty = false;
     let mut durable_at = Instant::now();
+    let mut held: Option<(u64, u64, Job)> = None;
+    let mut snapshot_bytes = 0usize;
     loop {
-        let next = match rx.try_recv() {
+        let next = match held.take().map(Ok).unwrap_or_else(|| rx.try_recv()) {
             Ok(j) => Some(j),
             Err(mpsc::error::TryRecvError::Disconnected) => None,
             Err(mpsc::error::TryRecvError::Empty) => {
@@ -354,15 +419,30 @@ fn run(
         {
             continue;
         }
+        // Take what else is queued of the same kind into the same transaction: fewer, larger
+        // commits when the stream runs ahead of the disk.
+        let (consumed, job) = coalesce(&mut rx, &mut held, generation, consumed, job);
         let result: Result<Option<u64>, String> = match job {
             Job::Begin { lineage } => store
                 .begin_snapshot(lineage)
                 .map(|()| Some(0))
                 .map_err(|e| e.to_string()),
-            Job::Batch { buckets, entries } => store
-                .add_snapshot(&buckets, &entries)
-                .map(|()| None)
-                .map_err(|e| e.to_string()),
+            Job::Batch { buckets, entries } => {
+                snapshot_bytes += entries
+                    .iter()
+                    .map(|e| e.value.len() + e.key.len())
+                    .sum::<usize>();
+                // Durable now and then, so that redb can reuse the pages earlier commits freed
+                // and the file does not grow to twice the data.
+                let durable = snapshot_bytes >= SNAPSHOT_DURABLE_EVERY;
+                if durable {
+                    snapshot_bytes = 0;
+                }
+                store
+                    .add_snapshot(&buckets, &entries, durable)
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+            }
             Job::End { version, digest } => match store.end_snapshot(version) {
                 Ok(d) if d == digest => {
                     status.lock().expect("lock").snapshot_done(version);

@@ -633,11 +633,19 @@ impl Store {
         self.commit_txn(txn)
     }
 
-    /// Adds a batch of a snapshot (not yet durable; [`Store::end_snapshot`] makes it so).
-    pub fn add_snapshot(&self, buckets: &[String], entries: &[Entry]) -> Result<(), StoreError> {
+    /// Adds a batch of a snapshot: durable only when asked ([`Store::end_snapshot`] makes the
+    /// whole snapshot so).
+    pub fn add_snapshot(
+        &self,
+        buckets: &[String],
+        entries: &[Entry],
+        durable: bool,
+    ) -> Result<(), StoreError> {
         let mut txn = self.begin_write()?;
-        txn.set_durability(Durability::None)
-            .map_err(|e| self.io(e))?;
+        if !durable {
+            txn.set_durability(Durability::None)
+                .map_err(|e| self.io(e))?;
+        }
         {
             let mut tables = Tables::open(self, &txn)?;
             for b in buckets {
@@ -1007,7 +1015,7 @@ mod tests {
         let at = snap.meta();
         r.begin_snapshot(at.lineage).unwrap();
         while let Some(b) = snap.next_batch(1).unwrap() {
-            r.add_snapshot(&b.buckets, &b.entries).unwrap();
+            r.add_snapshot(&b.buckets, &b.entries, false).unwrap();
         }
         assert_eq!(r.end_snapshot(at.version).unwrap(), at.digest);
         w.commit(
@@ -1102,6 +1110,7 @@ mod tests {
                 version: 1,
                 value: b"v".to_vec(),
             }],
+            true,
         )
         .unwrap();
         s.end_snapshot(1).unwrap();

@@ -557,3 +557,35 @@ async fn a_full_port_mapper_says_so() {
     })
     .await;
 }
+
+/// Nodes started at the same instant on a host with no port mapper each start one; all but
+/// one of those daemons find the port taken and exit. Every node must still come up, using
+/// the port mapper that won (as a second `epmd -daemon` defers to the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_at_once_without_a_port_mapper_all_come_up() {
+    let port = free_port().to_string();
+    let mut procs: Vec<_> = (0..4)
+        .map(|i| {
+            cluster_spawn(&[
+                "start",
+                "--name",
+                &format!("at_once{i}@127.0.0.1"),
+                "--cookie",
+                "c",
+                "--epmd-port",
+                &port,
+            ])
+        })
+        .collect();
+    for p in &mut procs {
+        let mut out = p.stdout_lines();
+        wait_line(&mut out, "up on port", Duration::from_secs(30)).await;
+    }
+    let names = EpmdClient::new("127.0.0.1", port.parse().unwrap())
+        .names()
+        .await
+        .unwrap();
+    assert_eq!(names.names.len(), 4, "{names:?}");
+    drop(procs);
+    crate::util::stop_port_mapper(port.parse().unwrap()).await;
+}
