@@ -32,7 +32,7 @@ use super::change::Change;
 use super::commit::{now_ms, Head};
 use super::replica::{Applier, Status};
 use super::store::{Store, StoreError};
-use super::wire::{Codec, Frame, WireError};
+use super::wire::{Codec, Frame, WireError, HANDSHAKE_FRAME};
 use crate::dist::proto::handshake::digest;
 use crate::dist::Cookie;
 
@@ -152,7 +152,8 @@ async fn send(
 
 /// One replica: handshake, then a snapshot or a resume, then the change stream.
 async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> {
-    let mut framed = Framed::new(sock, Codec::new(side.max_frame));
+    // Small frames only until the replica has proved the cookie.
+    let mut framed = Framed::new(sock, Codec::new(HANDSHAKE_FRAME));
     let challenge: u32 = rand::random();
     send(
         &mut framed,
@@ -192,6 +193,7 @@ async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> 
         side.setup,
     )
     .await?;
+    framed.codec_mut().set_max(side.max_frame);
     let meta = side.store.meta()?;
     let resumable = {
         let store = side.store.clone();
@@ -478,7 +480,8 @@ pub async fn follow(
         Ok(r) => r.map_err(WireError::from)?,
     };
     let _ = sock.set_nodelay(true);
-    let mut framed = Framed::new(sock, Codec::new(side.max_frame));
+    // Small frames only until the writer has proved the cookie.
+    let mut framed = Framed::new(sock, Codec::new(HANDSHAKE_FRAME));
     let Frame::Hello { challenge, node } = next_frame(&mut framed, side.setup).await?.0 else {
         return Err(BulkError::Protocol("expected the writer's hello".into()));
     };
@@ -503,7 +506,9 @@ pub async fn follow(
     )
     .await?;
     match next_frame(&mut framed, side.setup).await?.0 {
-        Frame::Ack { digest: d } if d == digest(&side.cookie, ours) => {}
+        Frame::Ack { digest: d } if d == digest(&side.cookie, ours) => {
+            framed.codec_mut().set_max(side.max_frame);
+        }
         Frame::Ack { .. } => return Err(BulkError::Cookie),
         f => {
             return Err(BulkError::Protocol(format!(
@@ -593,5 +598,87 @@ pub async fn follow(
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::store::Kind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const BOUND: Duration = Duration::from_secs(5);
+
+    fn replica(dir: &std::path::Path) -> (ReplicaSide, Applier) {
+        let store = Arc::new(Store::open(dir, Kind::Replica).unwrap());
+        let status = Arc::new(Mutex::new(Status::new(store.meta().unwrap().version)));
+        let applier = Applier::start(store.clone(), status.clone(), Box::new(|_| {})).unwrap();
+        let side = ReplicaSide {
+            store,
+            cookie: Cookie::new("c"),
+            node: "r@h".into(),
+            ticktime: BOUND,
+            setup: BOUND,
+            max_frame: 1 << 20,
+            status,
+        };
+        (side, applier)
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_has_not_proved_the_cookie_cannot_send_a_large_frame() {
+        // The writer: a frame header claiming a megabyte before the claim is refused at once,
+        // not buffered while the peer takes its time.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), Kind::Writer).unwrap());
+        let committer = super::super::commit::Committer::start(store.clone(), 100, 16).unwrap();
+        let side = WriterSide {
+            store,
+            head: committer.watch(),
+            cookie: Cookie::new("c"),
+            node: "w@h".into(),
+            ticktime: Duration::from_secs(30),
+            setup: Duration::from_secs(30),
+            max_frame: 1 << 30,
+        };
+        let listener = listen(IpAddr::from([127, 0, 0, 1])).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, side));
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let len = sock.read_u32().await.unwrap();
+        let mut hello = vec![0; len as usize];
+        sock.read_exact(&mut hello).await.unwrap();
+        assert_eq!(hello[0], b'H');
+        sock.write_all(&[0, 0x10, 0, 0, b'C']).await.unwrap();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(2), sock.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "the writer waits for a megabyte from a stranger"
+        );
+
+        // The replica: a writer's hello claiming a megabyte is refused at once.
+        let rdir = tempfile::tempdir().unwrap();
+        let (mut rside, applier) = replica(rdir.path());
+        rside.setup = Duration::from_secs(30);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stranger = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            sock.write_all(&[0, 0x10, 0, 0, b'H']).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            follow(addr, &rside, &applier, false),
+        )
+        .await
+        .expect("the replica waits for a megabyte from a stranger");
+        assert!(
+            matches!(r, Err(BulkError::Wire(WireError::TooLarge(..)))),
+            "{r:?}"
+        );
+        stranger.abort();
     }
 }

@@ -26,6 +26,11 @@ use super::store::Entry;
 /// The first bytes of the writer's hello.
 pub const MAGIC: &[u8; 14] = b"cluster-bulk/1";
 
+/// The largest frame either side accepts before the peer has proved the cookie: a hello or a
+/// claim with the longest node name, or an error text. Until then a peer is anyone who can
+/// reach the port, and must not make us hold a value-sized buffer.
+pub const HANDSHAKE_FRAME: usize = 64 * 1024 + 64;
+
 /// A frame of the bulk channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -130,6 +135,11 @@ impl Codec {
     /// Frames up to `max` bytes.
     pub fn new(max: usize) -> Codec {
         Codec { max }
+    }
+
+    /// Changes the largest frame accepted (raised once the peer has proved the cookie).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 }
 
