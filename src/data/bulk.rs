@@ -199,8 +199,11 @@ async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> 
         let store = side.store.clone();
         tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
             let meta = store.meta()?;
+            // Version 0 (a new replica, or one that found its copy damaged) always takes a
+            // snapshot, even of an empty store: the replica accepts a resume only from where
+            // its copy is.
             if lineage != meta.lineage || version > meta.version || version == 0 {
-                return Ok(version == 0 && meta.version == 0 && lineage == meta.lineage);
+                return Ok(false);
             }
             if version == meta.version {
                 return Ok(digest_at == meta.digest);
@@ -409,7 +412,8 @@ fn note_ack(
         }
         Some(Ok((Frame::Error(why), _))) => Err(BulkError::Peer(why)),
         Some(Ok((f, _))) => Err(BulkError::Protocol(format!(
-            "unexpected frame from a replica: {f:?}"
+            "unexpected frame from a replica: {}",
+            f.name()
         ))),
     }
 }
@@ -446,6 +450,17 @@ async fn wait_credit(
             Ok(got) => note_ack(got, acked, heard)?,
         }
     }
+}
+
+/// Where a channel is, as the replica reads it: what the writer may send next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Just after the handshake: a snapshot begins, or the writer resumes from our version.
+    Start,
+    /// Inside a snapshot: batches, then its end.
+    Snapshot,
+    /// Following the change stream.
+    Stream,
 }
 
 /// What the replica's side needs.
@@ -512,11 +527,14 @@ pub async fn follow(
         Frame::Ack { .. } => return Err(BulkError::Cookie),
         f => {
             return Err(BulkError::Protocol(format!(
-                "expected the writer's ack, got {f:?}"
+                "expected the writer's ack, got a {} frame",
+                f.name()
             )))
         }
     }
     debug!(writer = %node, "bulk channel up");
+    let claimed = (lineage, version);
+    let mut stage = Stage::Start;
     let mut consumed: u64 = 0;
     let mut acked_at = Instant::now();
     let mut last_ack_sent = (u64::MAX, u64::MAX);
@@ -557,6 +575,35 @@ pub async fn follow(
         last_frame = Instant::now();
         consumed += size as u64;
         side.status.lock().expect("lock").heard(now_ms());
+        // A snapshot or a resume first, then the stream; anything else is refused before it
+        // touches the store or the status.
+        let next = match (&frame, stage) {
+            (Frame::SnapshotBegin { .. }, Stage::Start) => Stage::Snapshot,
+            (Frame::SnapshotBatch { .. }, Stage::Snapshot) => Stage::Snapshot,
+            (Frame::SnapshotEnd { .. }, Stage::Snapshot) => Stage::Stream,
+            (Frame::Resume { lineage, version }, Stage::Start)
+                if (*lineage, *version) == claimed && *version > 0 =>
+            {
+                Stage::Stream
+            }
+            (Frame::Resume { lineage, version }, Stage::Start) => {
+                return Err(BulkError::Protocol(format!(
+                    "the writer resumes lineage {lineage:x} at version {version}, but we claimed \
+                     lineage {:x} at version {}",
+                    claimed.0, claimed.1
+                )))
+            }
+            (Frame::Changes(_), Stage::Stream) => Stage::Stream,
+            (Frame::Head { .. }, s) => s,
+            (Frame::Error(why), _) => return Err(BulkError::Peer(why.clone())),
+            (f, s) => {
+                return Err(BulkError::Protocol(format!(
+                    "unexpected frame from the writer ({s:?}): {}",
+                    f.name()
+                )))
+            }
+        };
+        stage = next;
         match frame {
             Frame::SnapshotBegin { lineage, version } => {
                 info!(writer = %node, version, "taking a snapshot");
@@ -592,9 +639,11 @@ pub async fn follow(
                 side.status.lock().expect("lock").saw_head(version, time_ms);
                 applier.note_consumed(consumed);
             }
+            // Refused by the stage check above.
             f => {
                 return Err(BulkError::Protocol(format!(
-                    "unexpected frame from the writer: {f:?}"
+                    "unexpected frame from the writer: {}",
+                    f.name()
                 )))
             }
         }
@@ -604,7 +653,7 @@ pub async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::store::Kind;
+    use crate::data::store::{bucket_hash, entry_hash, Entry, Kind};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const BOUND: Duration = Duration::from_secs(5);
@@ -623,6 +672,157 @@ mod tests {
             status,
         };
         (side, applier)
+    }
+
+    /// A writer that knows the cookie and sends `script` after the handshake, then hangs up.
+    async fn fake_writer(listener: &TcpListener, script: Vec<Frame>) {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(sock, Codec::new(1 << 20));
+        framed
+            .send(Frame::Hello {
+                challenge: 1,
+                node: "w@h".into(),
+            })
+            .await
+            .unwrap();
+        let Some(Ok((Frame::Claim { challenge, .. }, _))) = framed.next().await else {
+            panic!("no claim")
+        };
+        let cookie = Cookie::new("c");
+        framed
+            .send(Frame::Ack {
+                digest: digest(&cookie, challenge),
+            })
+            .await
+            .unwrap();
+        for f in script {
+            if framed.send(f).await.is_err() {
+                return;
+            }
+        }
+        // Read acknowledgements until the replica hangs up, or give up after a while.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Some(Ok(_)) = framed.next().await {}
+        })
+        .await;
+    }
+
+    async fn follow_script(
+        side: &ReplicaSide,
+        applier: &Applier,
+        script: Vec<Frame>,
+    ) -> Result<(), BulkError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        applier.reset();
+        let writer = fake_writer(&listener, script);
+        let (r, ()) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(20), follow(addr, side, applier, false)),
+            writer
+        );
+        r.expect("follow returned within its bounds")
+    }
+
+    async fn applied(side: &ReplicaSide, version: u64) {
+        for _ in 0..200 {
+            if side.store.meta().unwrap().version == version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the replica never reached version {version}");
+    }
+
+    #[tokio::test]
+    async fn a_replica_refuses_frames_out_of_order_and_resumes_it_did_not_ask_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (side, applier) = replica(dir.path());
+        let value = vec![131, 97, 1];
+        let digest_at_1 = bucket_hash("b").wrapping_add(entry_hash("b", b"k", 1, &value));
+        // A proper snapshot at version 1 of lineage 7.
+        let r = follow_script(
+            &side,
+            &applier,
+            vec![
+                Frame::SnapshotBegin {
+                    lineage: 7,
+                    version: 1,
+                },
+                Frame::SnapshotBatch {
+                    buckets: vec!["b".into()],
+                    entries: vec![Entry {
+                        bucket: "b".into(),
+                        key: b"k".to_vec(),
+                        version: 1,
+                        value: value.clone(),
+                    }],
+                },
+                Frame::SnapshotEnd {
+                    version: 1,
+                    digest: digest_at_1,
+                },
+            ],
+        )
+        .await;
+        assert!(matches!(r, Err(BulkError::Closed)), "{r:?}");
+        applied(&side, 1).await;
+        let evil = || Frame::SnapshotBatch {
+            buckets: vec![],
+            entries: vec![Entry {
+                bucket: "b".into(),
+                key: b"evil".to_vec(),
+                version: 1,
+                value: value.clone(),
+            }],
+        };
+        let resume = |version| Frame::Resume {
+            lineage: 7,
+            version,
+        };
+        // A snapshot batch on a resumed stream, a snapshot end without a beginning, a resume
+        // from a version we did not claim, changes before any snapshot: each is refused, and
+        // nothing reaches the store or the status.
+        let cases: Vec<(&str, Vec<Frame>)> = vec![
+            ("batch after a resume", vec![resume(1), evil()]),
+            ("batch without a beginning", vec![evil()]),
+            (
+                "end without a beginning",
+                vec![
+                    resume(1),
+                    Frame::SnapshotEnd {
+                        version: 1_000_000,
+                        digest: digest_at_1,
+                    },
+                ],
+            ),
+            ("resume from elsewhere", vec![resume(1_000_000)]),
+            (
+                "resume of another lineage",
+                vec![Frame::Resume {
+                    lineage: 8,
+                    version: 1,
+                }],
+            ),
+            ("changes first", vec![Frame::Changes(vec![vec![0; 64]])]),
+            ("a second resume", vec![resume(1), resume(1)]),
+        ];
+        for (what, script) in cases {
+            let r = follow_script(&side, &applier, script).await;
+            assert!(
+                matches!(r, Err(BulkError::Protocol(_))),
+                "{what}: {r:?} (expected a protocol error)"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(side.store.get("b", b"evil").unwrap(), None, "{what}");
+            let meta = side.store.meta().unwrap();
+            assert_eq!((meta.version, meta.digest), (1, digest_at_1), "{what}");
+            assert!(side.status.lock().unwrap().applied <= 1, "{what}");
+        }
+        // The resume it asked for is still taken.
+        let before = side.status.lock().unwrap().resumes;
+        let r = follow_script(&side, &applier, vec![resume(1)]).await;
+        assert!(matches!(r, Err(BulkError::Closed)), "{r:?}");
+        assert_eq!(side.status.lock().unwrap().resumes, before + 1);
     }
 
     #[tokio::test]

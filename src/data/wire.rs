@@ -196,6 +196,23 @@ impl<'a> Reader<'a> {
 }
 
 impl Frame {
+    /// The frame's kind, for messages (a frame's payload can be megabytes).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "hello",
+            Frame::Claim { .. } => "claim",
+            Frame::Ack { .. } => "ack",
+            Frame::SnapshotBegin { .. } => "snapshot begin",
+            Frame::SnapshotBatch { .. } => "snapshot batch",
+            Frame::SnapshotEnd { .. } => "snapshot end",
+            Frame::Resume { .. } => "resume",
+            Frame::Changes(_) => "changes",
+            Frame::Head { .. } => "head",
+            Frame::Applied { .. } => "applied",
+            Frame::Error(_) => "error",
+        }
+    }
+
     /// Reads the payload of a frame with `tag`.
     pub fn parse(tag: u8, payload: &[u8]) -> Result<Frame, WireError> {
         let mut r = Reader(payload);
