@@ -31,7 +31,7 @@ use super::change::Change;
 use super::commit::{now_ms, Head};
 use super::replica::{Applier, Status};
 use super::store::{Store, StoreError};
-use super::wire::{Codec, Frame, WireError};
+use super::wire::{Codec, Frame, WireError, HANDSHAKE_FRAME};
 use crate::dist::proto::handshake::digest;
 use crate::dist::Cookie;
 
@@ -151,7 +151,8 @@ async fn send(
 
 /// One replica: handshake, then a snapshot or a resume, then the change stream.
 async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> {
-    let mut framed = Framed::new(sock, Codec::new(side.max_frame));
+    // Small frames only until the replica has proved the cookie.
+    let mut framed = Framed::new(sock, Codec::new(HANDSHAKE_FRAME));
     let challenge: u32 = rand::random();
     send(
         &mut framed,
@@ -191,13 +192,17 @@ async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> 
         side.setup,
     )
     .await?;
+    framed.codec_mut().set_max(side.max_frame);
     let meta = side.store.meta()?;
     let resumable = {
         let store = side.store.clone();
         tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
             let meta = store.meta()?;
+            // Version 0 (a new replica, or one that found its copy damaged) always takes a
+            // snapshot, even of an empty store: the replica accepts a resume only from where
+            // its copy is.
             if lineage != meta.lineage || version > meta.version || version == 0 {
-                return Ok(version == 0 && meta.version == 0 && lineage == meta.lineage);
+                return Ok(false);
             }
             if version == meta.version {
                 return Ok(digest_at == meta.digest);
@@ -400,7 +405,8 @@ fn note_ack(
         }
         Some(Ok((Frame::Error(why), _))) => Err(BulkError::Peer(why)),
         Some(Ok((f, _))) => Err(BulkError::Protocol(format!(
-            "unexpected frame from a replica: {f:?}"
+            "unexpected frame from a replica: {}",
+            f.name()
         ))),
     }
 }
@@ -439,6 +445,17 @@ async fn wait_credit(
     }
 }
 
+/// Where a channel is, as the replica reads it: what the writer may send next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Just after the handshake: a snapshot begins, or the writer resumes from our version.
+    Start,
+    /// Inside a snapshot: batches, then its end.
+    Snapshot,
+    /// Following the change stream.
+    Stream,
+}
+
 /// What the replica's side needs.
 #[derive(Clone)]
 pub struct ReplicaSide {
@@ -471,7 +488,8 @@ pub async fn follow(
         Ok(r) => r.map_err(WireError::from)?,
     };
     let _ = sock.set_nodelay(true);
-    let mut framed = Framed::new(sock, Codec::new(side.max_frame));
+    // Small frames only until the writer has proved the cookie.
+    let mut framed = Framed::new(sock, Codec::new(HANDSHAKE_FRAME));
     let Frame::Hello { challenge, node } = next_frame(&mut framed, side.setup).await?.0 else {
         return Err(BulkError::Protocol("expected the writer's hello".into()));
     };
@@ -496,15 +514,20 @@ pub async fn follow(
     )
     .await?;
     match next_frame(&mut framed, side.setup).await?.0 {
-        Frame::Ack { digest: d } if d == digest(&side.cookie, ours) => {}
+        Frame::Ack { digest: d } if d == digest(&side.cookie, ours) => {
+            framed.codec_mut().set_max(side.max_frame);
+        }
         Frame::Ack { .. } => return Err(BulkError::Cookie),
         f => {
             return Err(BulkError::Protocol(format!(
-                "expected the writer's ack, got {f:?}"
+                "expected the writer's ack, got a {} frame",
+                f.name()
             )))
         }
     }
     debug!(writer = %node, "bulk channel up");
+    let claimed = (lineage, version);
+    let mut stage = Stage::Start;
     let mut consumed: u64 = 0;
     let mut acked_at = Instant::now();
     let mut last_ack_sent = (u64::MAX, u64::MAX);
@@ -545,6 +568,35 @@ pub async fn follow(
         last_frame = Instant::now();
         consumed += size as u64;
         side.status.lock().expect("lock").heard(now_ms());
+        // A snapshot or a resume first, then the stream; anything else is refused before it
+        // touches the store or the status.
+        let next = match (&frame, stage) {
+            (Frame::SnapshotBegin { .. }, Stage::Start) => Stage::Snapshot,
+            (Frame::SnapshotBatch { .. }, Stage::Snapshot) => Stage::Snapshot,
+            (Frame::SnapshotEnd { .. }, Stage::Snapshot) => Stage::Stream,
+            (Frame::Resume { lineage, version }, Stage::Start)
+                if (*lineage, *version) == claimed && *version > 0 =>
+            {
+                Stage::Stream
+            }
+            (Frame::Resume { lineage, version }, Stage::Start) => {
+                return Err(BulkError::Protocol(format!(
+                    "the writer resumes lineage {lineage:x} at version {version}, but we claimed \
+                     lineage {:x} at version {}",
+                    claimed.0, claimed.1
+                )))
+            }
+            (Frame::Changes(_), Stage::Stream) => Stage::Stream,
+            (Frame::Head { .. }, s) => s,
+            (Frame::Error(why), _) => return Err(BulkError::Peer(why.clone())),
+            (f, s) => {
+                return Err(BulkError::Protocol(format!(
+                    "unexpected frame from the writer ({s:?}): {}",
+                    f.name()
+                )))
+            }
+        };
+        stage = next;
         match frame {
             Frame::SnapshotBegin { lineage, version } => {
                 info!(writer = %node, version, "taking a snapshot");
@@ -580,11 +632,246 @@ pub async fn follow(
                 side.status.lock().expect("lock").saw_head(version, time_ms);
                 applier.note_consumed(consumed);
             }
+            // Refused by the stage check above.
             f => {
                 return Err(BulkError::Protocol(format!(
-                    "unexpected frame from the writer: {f:?}"
+                    "unexpected frame from the writer: {}",
+                    f.name()
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::store::{bucket_hash, entry_hash, Entry, Kind};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const BOUND: Duration = Duration::from_secs(5);
+
+    fn replica(dir: &std::path::Path) -> (ReplicaSide, Applier) {
+        let store = Arc::new(Store::open(dir, Kind::Replica).unwrap());
+        let status = Arc::new(Mutex::new(Status::new(store.meta().unwrap().version)));
+        let applier = Applier::start(store.clone(), status.clone(), Box::new(|_| {})).unwrap();
+        let side = ReplicaSide {
+            store,
+            cookie: Cookie::new("c"),
+            node: "r@h".into(),
+            ticktime: BOUND,
+            setup: BOUND,
+            max_frame: 1 << 20,
+            status,
+        };
+        (side, applier)
+    }
+
+    /// A writer that knows the cookie and sends `script` after the handshake, then hangs up.
+    async fn fake_writer(listener: &TcpListener, script: Vec<Frame>) {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(sock, Codec::new(1 << 20));
+        framed
+            .send(Frame::Hello {
+                challenge: 1,
+                node: "w@h".into(),
+            })
+            .await
+            .unwrap();
+        let Some(Ok((Frame::Claim { challenge, .. }, _))) = framed.next().await else {
+            panic!("no claim")
+        };
+        let cookie = Cookie::new("c");
+        framed
+            .send(Frame::Ack {
+                digest: digest(&cookie, challenge),
+            })
+            .await
+            .unwrap();
+        for f in script {
+            if framed.send(f).await.is_err() {
+                return;
+            }
+        }
+        // Read acknowledgements until the replica hangs up, or give up after a while.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Some(Ok(_)) = framed.next().await {}
+        })
+        .await;
+    }
+
+    async fn follow_script(
+        side: &ReplicaSide,
+        applier: &Applier,
+        script: Vec<Frame>,
+    ) -> Result<(), BulkError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        applier.reset();
+        let writer = fake_writer(&listener, script);
+        let (r, ()) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(20), follow(addr, side, applier, false)),
+            writer
+        );
+        r.expect("follow returned within its bounds")
+    }
+
+    async fn applied(side: &ReplicaSide, version: u64) {
+        for _ in 0..200 {
+            if side.store.meta().unwrap().version == version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the replica never reached version {version}");
+    }
+
+    #[tokio::test]
+    async fn a_replica_refuses_frames_out_of_order_and_resumes_it_did_not_ask_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (side, applier) = replica(dir.path());
+        let value = vec![131, 97, 1];
+        let digest_at_1 = bucket_hash("b").wrapping_add(entry_hash("b", b"k", 1, &value));
+        // A proper snapshot at version 1 of lineage 7.
+        let r = follow_script(
+            &side,
+            &applier,
+            vec![
+                Frame::SnapshotBegin {
+                    lineage: 7,
+                    version: 1,
+                },
+                Frame::SnapshotBatch {
+                    buckets: vec!["b".into()],
+                    entries: vec![Entry {
+                        bucket: "b".into(),
+                        key: b"k".to_vec(),
+                        version: 1,
+                        value: value.clone(),
+                    }],
+                },
+                Frame::SnapshotEnd {
+                    version: 1,
+                    digest: digest_at_1,
+                },
+            ],
+        )
+        .await;
+        assert!(matches!(r, Err(BulkError::Closed)), "{r:?}");
+        applied(&side, 1).await;
+        let evil = || Frame::SnapshotBatch {
+            buckets: vec![],
+            entries: vec![Entry {
+                bucket: "b".into(),
+                key: b"evil".to_vec(),
+                version: 1,
+                value: value.clone(),
+            }],
+        };
+        let resume = |version| Frame::Resume {
+            lineage: 7,
+            version,
+        };
+        // A snapshot batch on a resumed stream, a snapshot end without a beginning, a resume
+        // from a version we did not claim, changes before any snapshot: each is refused, and
+        // nothing reaches the store or the status.
+        let cases: Vec<(&str, Vec<Frame>)> = vec![
+            ("batch after a resume", vec![resume(1), evil()]),
+            ("batch without a beginning", vec![evil()]),
+            (
+                "end without a beginning",
+                vec![
+                    resume(1),
+                    Frame::SnapshotEnd {
+                        version: 1_000_000,
+                        digest: digest_at_1,
+                    },
+                ],
+            ),
+            ("resume from elsewhere", vec![resume(1_000_000)]),
+            (
+                "resume of another lineage",
+                vec![Frame::Resume {
+                    lineage: 8,
+                    version: 1,
+                }],
+            ),
+            ("changes first", vec![Frame::Changes(vec![vec![0; 64]])]),
+            ("a second resume", vec![resume(1), resume(1)]),
+        ];
+        for (what, script) in cases {
+            let r = follow_script(&side, &applier, script).await;
+            assert!(
+                matches!(r, Err(BulkError::Protocol(_))),
+                "{what}: {r:?} (expected a protocol error)"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(side.store.get("b", b"evil").unwrap(), None, "{what}");
+            let meta = side.store.meta().unwrap();
+            assert_eq!((meta.version, meta.digest), (1, digest_at_1), "{what}");
+            assert!(side.status.lock().unwrap().applied <= 1, "{what}");
+        }
+        // The resume it asked for is still taken.
+        let before = side.status.lock().unwrap().resumes;
+        let r = follow_script(&side, &applier, vec![resume(1)]).await;
+        assert!(matches!(r, Err(BulkError::Closed)), "{r:?}");
+        assert_eq!(side.status.lock().unwrap().resumes, before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_has_not_proved_the_cookie_cannot_send_a_large_frame() {
+        // The writer: a frame header claiming a megabyte before the claim is refused at once,
+        // not buffered while the peer takes its time.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), Kind::Writer).unwrap());
+        let committer = super::super::commit::Committer::start(store.clone(), 100, 16).unwrap();
+        let side = WriterSide {
+            store,
+            head: committer.watch(),
+            cookie: Cookie::new("c"),
+            node: "w@h".into(),
+            ticktime: Duration::from_secs(30),
+            setup: Duration::from_secs(30),
+            max_frame: 1 << 30,
+        };
+        let listener = listen(IpAddr::from([127, 0, 0, 1])).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, side));
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let len = sock.read_u32().await.unwrap();
+        let mut hello = vec![0; len as usize];
+        sock.read_exact(&mut hello).await.unwrap();
+        assert_eq!(hello[0], b'H');
+        sock.write_all(&[0, 0x10, 0, 0, b'C']).await.unwrap();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(2), sock.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "the writer waits for a megabyte from a stranger"
+        );
+
+        // The replica: a writer's hello claiming a megabyte is refused at once.
+        let rdir = tempfile::tempdir().unwrap();
+        let (mut rside, applier) = replica(rdir.path());
+        rside.setup = Duration::from_secs(30);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stranger = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            sock.write_all(&[0, 0x10, 0, 0, b'H']).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            follow(addr, &rside, &applier, false),
+        )
+        .await
+        .expect("the replica waits for a megabyte from a stranger");
+        assert!(
+            matches!(r, Err(BulkError::Wire(WireError::TooLarge(..)))),
+            "{r:?}"
+        );
+        stranger.abort();
     }
 }

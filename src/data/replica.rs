@@ -115,6 +115,10 @@ impl Status {
         self.phase = Phase::Snapshot;
         self.snapshots += 1;
         self.applied = 0;
+        // A new stream: the head heard from an earlier writer (or an earlier store of this
+        // one, at a higher version) no longer counts.
+        self.head = version;
+        self.behind_since = None;
         self.saw_head(version, now_ms());
     }
 
@@ -123,6 +127,8 @@ impl Status {
         self.phase = Phase::Following;
         self.resumes += 1;
         self.applied = version;
+        self.head = version;
+        self.behind_since = None;
     }
 
     /// The writer's head is at least `version`.
@@ -485,5 +491,31 @@ fn run(
             }
         }
         shared.progressed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_stream_forgets_the_head_of_the_last_one() {
+        // Caught up at 101 with a writer whose store is then replaced by a fresh one: its
+        // snapshot at 6 is the whole truth, and the replica is not 95 versions behind.
+        let mut s = Status::new(101);
+        s.saw_head(101, 0);
+        s.applied_to(101);
+        s.snapshot_begins(6);
+        assert_eq!(s.lag(Duration::from_secs(60)).versions, 6);
+        s.snapshot_done(6);
+        s.heard(now_ms());
+        let lag = s.lag(Duration::from_secs(60));
+        assert_eq!((lag.versions, lag.ms, lag.stale), (0, 0, false), "{s:?}");
+        // A head far ahead from one writer does not outlive its channel.
+        s.saw_head(u64::MAX, 0);
+        s.resumed(6);
+        s.heard(now_ms());
+        let lag = s.lag(Duration::from_secs(60));
+        assert_eq!((lag.versions, lag.ms), (0, 0), "{s:?}");
     }
 }

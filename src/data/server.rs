@@ -582,7 +582,10 @@ impl DataServer {
     }
 
     fn release_waiters(&mut self, ctx: &Ctx<'_>, upto: u64) {
-        let later = self.waiters.split_off(&(upto + 1));
+        let later = match upto.checked_add(1) {
+            Some(next) => self.waiters.split_off(&next),
+            None => BTreeMap::new(),
+        };
         let ready = std::mem::replace(&mut self.waiters, later);
         for (_, ws) in ready {
             for (from, raw, _) in ws {
@@ -636,10 +639,13 @@ impl Process for DataServer {
 
     fn handle_info(&mut self, ctx: &mut Ctx<'_>, msg: Term) -> Flow {
         if let Some([tag, v]) = msg.as_tuple() {
-            if tag.is_atom("$applied") && v.as_int().is_some() {
-                // What the store says, not what the message says: anyone may send one.
-                let applied = self.applied();
-                self.release_waiters(ctx, applied);
+            if tag.is_atom("$applied") {
+                // Anyone who can reach the node can send this: it is only a wake-up, and the
+                // version that counts is the one the replica has applied.
+                if v.as_int().is_some() {
+                    let applied = self.applied();
+                    self.release_waiters(ctx, applied);
+                }
                 return Flow::Continue;
             }
         }

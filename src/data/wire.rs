@@ -26,6 +26,11 @@ use super::store::Entry;
 /// The first bytes of the writer's hello.
 pub const MAGIC: &[u8; 14] = b"cluster-bulk/1";
 
+/// The largest frame either side accepts before the peer has proved the cookie: a hello or a
+/// claim with the longest node name, or an error text. Until then a peer is anyone who can
+/// reach the port, and must not make us hold a value-sized buffer.
+pub const HANDSHAKE_FRAME: usize = 64 * 1024 + 64;
+
 /// A frame of the bulk channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -131,6 +136,11 @@ impl Codec {
     pub fn new(max: usize) -> Codec {
         Codec { max }
     }
+
+    /// Changes the largest frame accepted (raised once the peer has proved the cookie).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -186,6 +196,23 @@ impl<'a> Reader<'a> {
 }
 
 impl Frame {
+    /// The frame's kind, for messages (a frame's payload can be megabytes).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "hello",
+            Frame::Claim { .. } => "claim",
+            Frame::Ack { .. } => "ack",
+            Frame::SnapshotBegin { .. } => "snapshot begin",
+            Frame::SnapshotBatch { .. } => "snapshot batch",
+            Frame::SnapshotEnd { .. } => "snapshot end",
+            Frame::Resume { .. } => "resume",
+            Frame::Changes(_) => "changes",
+            Frame::Head { .. } => "head",
+            Frame::Applied { .. } => "applied",
+            Frame::Error(_) => "error",
+        }
+    }
+
     /// Reads the payload of a frame with `tag`.
     pub fn parse(tag: u8, payload: &[u8]) -> Result<Frame, WireError> {
         let mut r = Reader(payload);

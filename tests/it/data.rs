@@ -320,6 +320,53 @@ async fn a_restarted_replica_resumes_from_its_version_without_a_snapshot() {
     procs.insert("ds1".into(), ds);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_internal_messages_neither_release_reads_early_nor_stop_the_data_process() {
+    let tier = Tier::new(60, "").await;
+    let mut procs: HashMap<String, Proc> = HashMap::new();
+    tier.with_writer(&mut procs, &[]).await;
+    procs.insert(
+        "ds1".into(),
+        tier.start("data_service", "ds1@127.0.0.1", &[]),
+    );
+    let head = tier.put("dc1@127.0.0.1", "p", "k", int(1)).await;
+    tier.caught_up("ds1@127.0.0.1", head).await;
+    let tier = Arc::new(tier);
+    // A read waiting for a version far ahead…
+    let far = head as i64 + 1_000_000;
+    let t = tier.clone();
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        let req = tuple(vec![atom("get"), b("p"), b("k"), int(far)]);
+        let r = t
+            .try_call("ds1@127.0.0.1", req, Duration::from_secs(10))
+            .await;
+        (r, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // …is not answered by anyone who says the replica got there, and a version that does not
+    // fit does not stop the data process.
+    for v in [int(far * 10), int(-1)] {
+        tier.client
+            .send(
+                &Dest::name("data", &n("ds1@127.0.0.1")),
+                tuple(vec![atom("$applied"), v]),
+            )
+            .unwrap();
+    }
+    let (r, took) = waiting.await.unwrap();
+    let timeout = tuple(vec![
+        atom("error"),
+        tuple(vec![atom("timeout"), int(head as i64)]),
+    ]);
+    assert_eq!(r.unwrap(), timeout);
+    assert!(took >= Duration::from_secs(3), "answered after {took:?}");
+    assert!(
+        tier.status("ds1@127.0.0.1").await.is_some(),
+        "the data process is gone"
+    );
+}
+
 /// Fills the writer with `count` values of `size` bytes, 8 writes in flight.
 async fn fill(tier: &Arc<Tier>, bucket: &str, count: usize, size: usize) -> u64 {
     let value = binary(vec![7u8; size]);
