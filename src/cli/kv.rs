@@ -80,9 +80,12 @@ enum Op {
         /// Only keys starting with this.
         #[arg(long, default_value = "")]
         prefix: String,
-        /// At most this many (the node caps it at 10000).
+        /// At most this many (the node caps it at 10000, and at about 16 MiB).
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// Start after this key (to page through a large bucket).
+        #[arg(long, value_name = "KEY")]
+        after: Option<String>,
     },
     /// List the buckets.
     Buckets,
@@ -129,12 +132,19 @@ pub fn run(global: &GlobalOpts, args: KvArgs) -> anyhow::Result<ExitCode> {
             bucket,
             prefix,
             limit,
-        } => tuple(vec![
-            atom("list"),
-            b(bucket),
-            b(prefix),
-            int((*limit).min(i64::MAX as u64) as i64),
-        ]),
+            after,
+        } => {
+            let mut items = vec![
+                atom("list"),
+                b(bucket),
+                b(prefix),
+                int((*limit).min(i64::MAX as u64) as i64),
+            ];
+            if let Some(a) = after {
+                items.push(b(a));
+            }
+            tuple(items)
+        }
         Op::Buckets => atom("buckets"),
         Op::Status => atom("status"),
     };

@@ -98,6 +98,9 @@ pub async fn listen(ip: IpAddr) -> std::io::Result<TcpListener> {
 /// Serves replicas on `listener`.
 pub async fn serve(listener: TcpListener, side: WriterSide) {
     let busy = Arc::new(AtomicUsize::new(0));
+    let pending: Arc<Mutex<std::collections::VecDeque<(u64, tokio::task::AbortHandle)>>> =
+        Arc::default();
+    let mut next_id = 0u64;
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -111,17 +114,71 @@ pub async fn serve(listener: TcpListener, side: WriterSide) {
             debug!(%peer, "bulk channel refused: too many replicas");
             continue;
         }
+        // Connections that have not proved the cookie have a small cap of their own; at the
+        // cap the oldest is dropped, so a flood of them cannot keep a real replica (whose
+        // handshake takes a millisecond) out.
+        {
+            let mut p = pending.lock().expect("lock");
+            if p.len() >= MAX_PENDING {
+                if let Some((_, oldest)) = p.pop_front() {
+                    oldest.abort();
+                }
+            }
+        }
         let _ = sock.set_nodelay(true);
-        busy.fetch_add(1, Ordering::Relaxed);
+        next_id += 1;
+        let id = next_id;
         let side = side.clone();
-        let busy = busy.clone();
-        tokio::spawn(async move {
-            match stream_to(sock, &side).await {
+        let (busy2, pending2) = (busy.clone(), pending.clone());
+        let task = tokio::spawn(async move {
+            let mut guard = Slot {
+                id,
+                busy: busy2,
+                pending: pending2,
+                authed: false,
+            };
+            match stream_to(sock, &side, || guard.authenticated()).await {
                 Ok(()) => {}
                 Err(e) => info!(%peer, "bulk channel to a replica ended: {e}"),
             }
-            busy.fetch_sub(1, Ordering::Relaxed);
         });
+        pending
+            .lock()
+            .expect("lock")
+            .push_back((id, task.abort_handle()));
+    }
+}
+
+/// Connections not yet authenticated, at most.
+pub const MAX_PENDING: usize = 16;
+
+/// A connection's place in the writer's counts; freed however its task ends (aborted too).
+struct Slot {
+    id: u64,
+    busy: Arc<AtomicUsize>,
+    pending: Arc<Mutex<std::collections::VecDeque<(u64, tokio::task::AbortHandle)>>>,
+    authed: bool,
+}
+
+impl Slot {
+    fn authenticated(&mut self) {
+        let id = self.id;
+        self.pending.lock().expect("lock").retain(|(i, _)| *i != id);
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.authed = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.authed {
+            self.busy.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            let id = self.id;
+            if let Ok(mut p) = self.pending.lock() {
+                p.retain(|(i, _)| *i != id);
+            }
+        }
     }
 }
 
@@ -150,7 +207,11 @@ async fn send(
 }
 
 /// One replica: handshake, then a snapshot or a resume, then the change stream.
-async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> {
+async fn stream_to(
+    sock: TcpStream,
+    side: &WriterSide,
+    authenticated: impl FnOnce(),
+) -> Result<(), BulkError> {
     // Small frames only until the replica has proved the cookie.
     let mut framed = Framed::new(sock, Codec::new(HANDSHAKE_FRAME));
     let challenge: u32 = rand::random();
@@ -184,6 +245,7 @@ async fn stream_to(sock: TcpStream, side: &WriterSide) -> Result<(), BulkError> 
         .await;
         return Err(BulkError::Cookie);
     }
+    authenticated();
     send(
         &mut framed,
         Frame::Ack {

@@ -88,6 +88,8 @@ const MAX_KV_CLIENTS: usize = 1024;
 const KV_TIMEOUT: Duration = Duration::from_secs(5);
 /// A line-protocol client that sends nothing for this long is closed (its slot is freed).
 const KV_IDLE: Duration = Duration::from_secs(300);
+/// A line, once begun, must end within this.
+const KV_LINE: Duration = Duration::from_secs(30);
 /// A line-protocol client that does not read its replies for this long is closed.
 const KV_WRITE: Duration = Duration::from_secs(10);
 
@@ -511,6 +513,8 @@ async fn serve_kv(node: Node, listener: TcpListener) {
             continue;
         };
         let Ok(permit) = clients.clone().try_acquire_owned() else {
+            // Say why before closing, without waiting on a client we do not serve.
+            let _ = sock.try_write(line::error("busy: too many clients").as_bytes());
             continue;
         };
         let n = node.clone();
@@ -525,19 +529,37 @@ async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Resu
     let mut buf = Vec::new();
     let mut discarding = false;
     let mut chunk = vec![0u8; 16 * 1024];
+    let mut line_started: Option<std::time::Instant> = None;
     loop {
+        // Between commands a client may idle; once a line has begun it must end in time (a
+        // client sending a byte a second holds no slot for long).
+        let limit = match line_started {
+            Some(t) => KV_LINE.saturating_sub(t.elapsed()),
+            None => KV_IDLE,
+        };
         let n = tokio::select! {
             _ = node.stopped() => return Ok(()),
-            n = tokio::time::timeout(KV_IDLE, sock.read(&mut chunk)) => match n {
+            n = tokio::time::timeout(limit, sock.read(&mut chunk)) => match n {
                 Ok(n) => n?,
-                Err(_) => return Ok(()),
+                Err(_) => {
+                    if line_started.is_some() {
+                        let _ = tokio::time::timeout(
+                            KV_WRITE,
+                            sock.write_all(line::error("line not finished in time").as_bytes()),
+                        )
+                        .await;
+                    }
+                    return Ok(());
+                }
             },
         };
         if n == 0 {
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-        for line in line::split_lines(&mut buf, &mut discarding) {
+        let lines = line::split_lines(&mut buf, &mut discarding);
+        let ended_one = !lines.is_empty();
+        for line in lines {
             let reply = match line {
                 Err(()) => line::error(&format!("line longer than {} bytes", line::MAX_LINE)),
                 Ok(l) => kv_command(&node, &l).await,
@@ -547,6 +569,15 @@ async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Resu
                 Err(_) => return Ok(()),
             }
         }
+        // The clock runs for the line now pending, from when it began (or from now, when a
+        // line just ended and another has begun).
+        line_started = if buf.is_empty() && !discarding {
+            None
+        } else if ended_one || line_started.is_none() {
+            Some(std::time::Instant::now())
+        } else {
+            line_started
+        };
     }
 }
 

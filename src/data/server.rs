@@ -9,7 +9,7 @@
 //! | `{put, Bucket, Key, Value, Expected}` | `{ok, Version}`, or `{error, {conflict, Current}}` (0: absent) |
 //! | `{delete, Bucket, Key}` | `ok` |
 //! | `{create, Bucket}` | `ok` |
-//! | `{list, Bucket, Prefix, Limit}` | `{ok, [{Key, Value, Version}]}` in key order, Limit ≤ 10000 |
+//! | `{list, Bucket, Prefix, Limit[, StartAfter]}` | `{ok, [{Key, Value, Version}]}` in key order, at most Limit (≤ 10000) entries and about 16 MiB; `StartAfter` pages |
 //! | `buckets` | `{ok, [Bucket]}` |
 //! | `status` | `{ok, #{role, version, head, lag_versions, lag_ms, stale, phase, contact, …}}` |
 //!
@@ -48,6 +48,9 @@ pub const NAME: &str = "data";
 pub const MIN_VERSION_WAIT: Duration = Duration::from_secs(4);
 /// The most entries one `list` returns.
 pub const MAX_LIST: usize = 10_000;
+/// About the most bytes of keys and values one `list` returns (at least one entry): a reply is
+/// one message, and a node must not build gigabytes of it. Page with `StartAfter`.
+pub const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
 /// Requests being forwarded at once.
 const MAX_IN_FLIGHT: usize = 4096;
 /// Reads waiting for a version at once.
@@ -145,7 +148,7 @@ pub enum Request {
         /// Bucket.
         bucket: String,
     },
-    /// `{list, B, Prefix, Limit}`.
+    /// `{list, B, Prefix, Limit}` / `{list, B, Prefix, Limit, StartAfter}`.
     List {
         /// Bucket.
         bucket: String,
@@ -153,6 +156,8 @@ pub enum Request {
         prefix: Bytes,
         /// At most this many.
         limit: usize,
+        /// Keys after this one only (paging).
+        after: Option<Bytes>,
     },
     /// `buckets`.
     Buckets,
@@ -258,16 +263,22 @@ pub fn parse_request(t: &Term) -> Result<Request, String> {
         ("create", [b]) => Ok(Request::Create {
             bucket: bucket_of(b)?,
         }),
-        ("list", [b, p, l]) => {
+        ("list", [b, p, l, rest @ ..]) if rest.len() <= 1 => {
             let prefix = match p {
                 Term::Binary(b) => b.clone(),
                 _ => return Err(format!("the prefix must be a binary, not {p}")),
             };
-            let limit = version_of(l, "Limit")? as usize;
+            let limit = version_of(l, "Limit")?.min(MAX_LIST as u64) as usize;
+            let after = match rest.first() {
+                None => None,
+                Some(Term::Binary(a)) => Some(a.clone()),
+                Some(a) => return Err(format!("StartAfter must be a binary key, not {a}")),
+            };
             Ok(Request::List {
                 bucket: bucket_of(b)?,
                 prefix,
-                limit: limit.min(MAX_LIST),
+                limit,
+                after,
             })
         }
         _ => Err(format!("unknown request {t}")),
@@ -344,7 +355,11 @@ impl DataServer {
                 bucket,
                 prefix,
                 limit,
-            } => match self.store.list(bucket, prefix, *limit) {
+                after,
+            } => match self
+                .store
+                .list(bucket, prefix, *limit, MAX_LIST_BYTES, after.as_deref())
+            {
                 Ok(entries) => {
                     let mut items = Vec::with_capacity(entries.len());
                     for e in entries {
@@ -686,8 +701,34 @@ impl Process for DataServer {
 }
 
 /// Starts the data process on `node`.
+///
+/// The process is permanent: should it ever stop (a bug, `exit(Pid, kill)` from a peer), a
+/// fresh one over the same store takes its name at once, as a supervisor would restart it;
+/// reads waiting for a version are lost with it (their callers time out).
 pub fn start(node: &Node, server: DataServer) -> Result<(), crate::dist::process::SpawnError> {
-    node.spawn_process(&[NAME], server).map(|_| ())
+    if node.is_registered(NAME) {
+        return Err(crate::dist::process::SpawnError::NameTaken(NAME.into()));
+    }
+    let (store, mode, routes, me, max_value) = (
+        server.store.clone(),
+        server.mode.clone(),
+        server.routes.clone(),
+        server.me.clone(),
+        server.max_value,
+    );
+    let first = std::sync::Mutex::new(Some(server));
+    node.spawn_permanent(&[NAME], move || {
+        first.lock().expect("lock").take().unwrap_or_else(|| {
+            DataServer::new(
+                store.clone(),
+                mode.clone(),
+                routes.clone(),
+                me.clone(),
+                max_value,
+            )
+        })
+    });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -401,17 +401,27 @@ impl Store {
     }
 
     /// Up to `limit` entries of `bucket` whose keys start with `prefix`, in key order.
+    ///
+    /// Stops at `max_bytes` of keys and values too (at least one entry is returned); `after`
+    /// starts after that key, so a caller pages through a large bucket.
     pub fn list(
         &self,
         bucket: &str,
         prefix: &[u8],
         limit: usize,
+        max_bytes: usize,
+        after: Option<&[u8]>,
     ) -> Result<Vec<Entry>, StoreError> {
         let txn = self.reader()?;
         let t = txn.open_table(ENTRIES).map_err(|e| self.io(e))?;
         let mut out = Vec::new();
-        for item in t.range((bucket, prefix)..).map_err(|e| self.io(e))? {
-            if out.len() >= limit {
+        let mut bytes = 0usize;
+        let start = match after {
+            Some(a) if a >= prefix => a,
+            _ => prefix,
+        };
+        for item in t.range((bucket, start)..).map_err(|e| self.io(e))? {
+            if out.len() >= limit || (bytes >= max_bytes && !out.is_empty()) {
                 break;
             }
             let (k, v) = item.map_err(|e| self.io(e))?;
@@ -419,7 +429,11 @@ impl Store {
             if b != bucket || !key.starts_with(prefix) {
                 break;
             }
+            if after.is_some_and(|a| key <= a) {
+                continue;
+            }
             let (version, value) = v.value();
+            bytes += key.len() + value.len();
             out.push(Entry {
                 bucket: b.to_owned(),
                 key: key.to_vec(),
@@ -988,7 +1002,15 @@ mod tests {
         assert_eq!(s.meta().unwrap().version, 3);
         let (computed, recorded) = s.verify().unwrap();
         assert_eq!(computed, recorded);
-        let listed = s.list("players", b"", 10).unwrap();
+        let listed = s.list("players", b"", 10, usize::MAX, None).unwrap();
+        assert_eq!(
+            s.list("players", b"", 10, 1, None).unwrap().len(),
+            1,
+            "the byte budget"
+        );
+        let rest = s.list("players", b"", 10, usize::MAX, Some(b"42")).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].key, b"7");
         assert_eq!(listed.len(), 2);
         assert_eq!(s.buckets().unwrap(), ["players"]);
         // The log holds every version, each with the digest after it.
