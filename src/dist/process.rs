@@ -112,6 +112,14 @@ pub struct Ctx<'a> {
     mb: &'a Mailbox,
 }
 
+#[cfg(test)]
+impl<'a> Ctx<'a> {
+    /// A context over `mb`, to drive a process's handlers by hand in unit tests.
+    pub(crate) fn for_test(mb: &'a Mailbox) -> Ctx<'a> {
+        Ctx { mb }
+    }
+}
+
 impl Ctx<'_> {
     /// The node.
     pub fn node(&self) -> &Node {

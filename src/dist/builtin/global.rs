@@ -34,8 +34,21 @@
 //!   disconnected and forgotten, or `global:sync()` on it hangs forever. `lost_connection`
 //!   reports are ignored (we never report one ourselves), which never disconnects anyone.
 //! - Hidden connections take no part.
+//!
+//! Our own rules, which keep every session ending when many nodes meet at once (one session
+//! at a time takes our partition's lock; both sides of a session lock and say `lock_set`):
+//! - `lock_set true` is a promise: a side that gives its lock up after saying it (another
+//!   session went first, the attempt timed out) says `lock_set false`, or the peer exchanges
+//!   on a lock that is gone and holds his partition waiting; a ring of such sessions waits
+//!   for good. A `false` after our exchange voids it: the session restarts on both sides.
+//! - Once a session has exchanged, our partition stands still until it ends: `new_nodes`
+//!   from other sessions wait, since every node we tell of the peer at the end must be one
+//!   our `resolved` told him of (else it waits for his `in_sync` for ever).
+//! - Every wait is bounded: an attempt ends within [`LOCK_WAIT`] (held with the peer's
+//!   `lock_set`, or failed and retried after a growing random pause), and a session that
+//!   exchanged restarts if the peer says nothing for [`EXCHANGE_WAIT`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
@@ -49,8 +62,12 @@ use crate::dist::{Call, CallError, Ctx, Flow, From, Node, NodeName, Process};
 pub const NAME: &str = "global_name_server";
 /// The protocol version we speak.
 pub const VSN: i64 = 8;
-/// How long our lock may wait for the peer's `lock_set` before we release it and retry.
+/// How long one locking attempt may take, from asking for our lock to the peer's `lock_set`,
+/// before we release what it holds and retry.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a session that has sent its `exchange` may wait for the peer's `exchange` and
+/// `resolved` before it starts over (the peer's side of it is gone without a word).
+const EXCHANGE_WAIT: Duration = Duration::from_secs(15);
 /// The ceiling of the first random pause before a failed lock is tried again; it doubles with
 /// every failure of the session up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(125);
@@ -83,9 +100,11 @@ struct Session {
     his_names: Option<Vec<Term>>,
     ops: Option<Vec<Term>>,
     his_resolved: Option<(Vec<Term>, Vec<Term>)>,
-    /// Our locking attempts in this session, and how many failed: replies are matched to
-    /// the attempt that asked, and retries back off.
+    /// The current locking attempt, unique in this process (sessions restarted with the same
+    /// peer reuse the lock id, so replies are matched to the attempt that asked); how many
+    /// attempts the session made, and how many failed (retries back off).
     attempt: u64,
+    attempts: u32,
     failures: u32,
 }
 
@@ -124,6 +143,11 @@ pub struct Global {
     /// Our outstanding lock calls: tag → (session peer, lock id, node called, attempt).
     calls: HashMap<Ref, (Atom, Term, Atom, u64)>,
     next_tag: i64,
+    next_attempt: u64,
+    /// `new_nodes` casts that arrived while a session was past its exchange, applied when it
+    /// ends (see [`Global::on_new_nodes`]).
+    deferred: VecDeque<Term>,
+    draining: bool,
 }
 
 fn me(ctx: &Ctx<'_>) -> Atom {
@@ -226,6 +250,7 @@ impl Global {
                 ops: None,
                 his_resolved: None,
                 attempt: 0,
+                attempts: 0,
                 failures: 0,
             },
         );
@@ -253,6 +278,27 @@ impl Global {
             self.active = None;
             self.next_lock(ctx);
         }
+        self.drain_deferred(ctx);
+    }
+
+    /// Whether a session is past its exchange (at most one is: the one holding our lock).
+    fn exchanging(&self) -> bool {
+        self.sessions.values().any(|s| s.exchanged)
+    }
+
+    /// Applies the `new_nodes` deferred while a session exchanged, once none does.
+    fn drain_deferred(&mut self, ctx: &Ctx<'_>) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        while !self.exchanging() {
+            let Some(msg) = self.deferred.pop_front() else {
+                break;
+            };
+            self.on_new_nodes(ctx, &msg);
+        }
+        self.draining = false;
     }
 
     /// Starts the next queued session's locking: one whose peer already holds its side
@@ -350,7 +396,19 @@ impl Global {
             return;
         };
         let rest: Vec<Atom> = nodes.into_iter().filter(|x| *x != boss).collect();
-        s.attempt += 1;
+        self.next_attempt += 1;
+        s.attempt = self.next_attempt;
+        s.attempts += 1;
+        // The attempt must end within LOCK_WAIT: held with the peer's `lock_set`, or failed.
+        ctx.send_after(
+            LOCK_WAIT,
+            tuple(vec![
+                atom("lock_wait"),
+                Term::Atom(n.clone()),
+                s.my_tag.clone(),
+                Term::Int(s.attempt as i64),
+            ]),
+        );
         s.lock = Lock::Acquiring {
             boss_stage: true,
             waiting: [boss.clone()].into_iter().collect(),
@@ -438,6 +496,13 @@ impl Global {
     }
 
     fn lock_failed(&mut self, ctx: &Ctx<'_>, peer: &Atom) {
+        if self.sessions.get(peer).is_some_and(|s| s.exchanged) {
+            // Past the point of no return (the peer may act on our exchange): start over.
+            debug!(%peer, "global: a session that exchanged lost its lock; restarting it");
+            return self.restart(ctx, peer.clone());
+        }
+        self.next_attempt += 1;
+        let fresh = self.next_attempt;
         let Some(s) = self.sessions.get_mut(peer) else {
             return;
         };
@@ -449,7 +514,11 @@ impl Global {
             locked.append(got);
         }
         let id = s.lock_id.clone();
-        if s.his_lock_set {
+        // The peer must hear `false` if we told him `true` (it is void now) or he told us
+        // (a BEAM locker blocks until we answer). A peer left believing we hold our side
+        // exchanges and keeps his partition locked waiting for our exchange; three sessions
+        // like that in a ring (A waiting on B, B on C, C on A) once locked a crowd for good.
+        if s.his_lock_set || s.sent_lock_set {
             if let Some(tag) = s.his_tag.clone() {
                 cast(
                     ctx,
@@ -468,7 +537,7 @@ impl Global {
         s.his_lock_set = false;
         s.sent_lock_set = false;
         // Replies still on their way belong to a finished attempt.
-        s.attempt += 1;
+        s.attempt = fresh;
         let my_tag = s.my_tag.clone();
         // Random and growing, as OTP's locker backs off: sessions that keep taking the
         // cluster-wide lock from each other drift apart instead of colliding for ever.
@@ -506,14 +575,6 @@ impl Global {
                 );
             }
             s.sent_lock_set = true;
-            ctx.send_after(
-                LOCK_WAIT,
-                tuple(vec![
-                    atom("lock_wait"),
-                    Term::Atom(peer.clone()),
-                    s.my_tag.clone(),
-                ]),
-            );
         }
         self.maybe_exchange(ctx, peer);
     }
@@ -583,6 +644,14 @@ impl Global {
             ]),
         );
         s.exchanged = true;
+        ctx.send_after(
+            EXCHANGE_WAIT,
+            tuple(vec![
+                atom("exchange_wait"),
+                Term::Atom(peer.clone()),
+                s.my_tag.clone(),
+            ]),
+        );
         self.maybe_resolve(ctx, peer);
     }
 
@@ -736,11 +805,13 @@ impl Global {
         }
         self.apply_ops(ctx, &all_ops);
         self.release(ctx, &s);
-        self.lock_done(ctx, peer);
         self.known.insert(peer.clone(), s.his_vsn);
         self.synced.insert(peer.clone());
         debug!(%peer, "global: synced");
         self.add_known(ctx, &his_known);
+        // Last: the next session locks a partition that includes his, and the `new_nodes`
+        // deferred meanwhile are applied on top of what this session brought.
+        self.lock_done(ctx, peer);
     }
 
     /// Nodes learned from a peer: remember them, connect, and tell each we are in sync.
@@ -952,10 +1023,12 @@ impl Global {
                 let n = n.clone();
                 self.maybe_finish(ctx, &n);
             }
-            [k, _from, ops, _ext, nodes, _extra] if k.is_atom("new_nodes") => {
-                self.apply_ops(ctx, ops.as_list().unwrap_or_default());
-                let nodes = nodes.as_list().unwrap_or_default().to_vec();
-                self.add_known(ctx, &nodes);
+            [k, _from, _ops, _ext, _nodes, _extra] if k.is_atom("new_nodes") => {
+                if self.exchanging() {
+                    self.deferred.push_back(msg.clone());
+                } else {
+                    self.on_new_nodes(ctx, msg);
+                }
             }
             [k, Term::Atom(n), _] if k.is_atom("in_sync") => {
                 self.abort(ctx, n);
@@ -968,6 +1041,21 @@ impl Global {
         }
     }
 
+    /// `{new_nodes, From, Ops, NamesExt, Nodes, ExtraInfo}`: another session of our partition
+    /// ended. Never applied while one of ours is past its exchange: the `resolved` we sent
+    /// listed the nodes we knew, and at the end we tell the nodes we know of the peer. A node
+    /// learned in between would hear of him (and say `in_sync` to him) while he never hears
+    /// of it, and wait for his `in_sync` for ever. Our lock is what keeps our partition still
+    /// meanwhile, but a session elsewhere that locked before it knew us needs no lock of ours.
+    fn on_new_nodes(&mut self, ctx: &Ctx<'_>, msg: &Term) {
+        let Some([_, _from, ops, _ext, nodes, _extra]) = msg.as_tuple() else {
+            return;
+        };
+        self.apply_ops(ctx, ops.as_list().unwrap_or_default());
+        let nodes = nodes.as_list().unwrap_or_default().to_vec();
+        self.add_known(ctx, &nodes);
+    }
+
     fn lock_set(&mut self, ctx: &Ctx<'_>, p: &Pid, is_set: bool, tag: Option<&Term>) {
         let n = node_of(p);
         let Some(s) = self.sessions.get_mut(&n) else {
@@ -977,8 +1065,19 @@ impl Global {
             return;
         }
         if !is_set {
+            if s.exchanged {
+                // He took back the `true` our exchange went on: the exchange is void.
+                debug!(peer = %n, "global: the peer released its side after our exchange; restarting");
+                self.restart(ctx, n);
+                return;
+            }
+            // He does not hold his side (any more): give ours back, held or being taken (his
+            // partition may be locked for another of his sessions, which needs ours: holding
+            // on would stall both partitions until LOCK_WAIT). An idle session just notes it.
             s.his_lock_set = false;
-            self.lock_failed(ctx, &n);
+            if !matches!(s.lock, Lock::Idle) {
+                self.lock_failed(ctx, &n);
+            }
             return;
         }
         s.his_lock_set = true;
@@ -1138,14 +1237,27 @@ impl Process for Global {
                     self.start_lock(ctx, &n.clone());
                 }
             }
-            [k, Term::Atom(n), tag] if k.is_atom("lock_wait") => {
+            [k, Term::Atom(n), tag, Term::Int(attempt)] if k.is_atom("lock_wait") => {
                 let stuck = self.sessions.get(n).is_some_and(|s| {
-                    s.my_tag == *tag && matches!(s.lock, Lock::Held) && !s.his_lock_set
+                    s.my_tag == *tag
+                        && s.attempt as i64 == *attempt
+                        && match s.lock {
+                            Lock::Acquiring { .. } => true,
+                            Lock::Held => !s.his_lock_set,
+                            Lock::Idle => false,
+                        }
                 });
                 if stuck {
-                    debug!(peer = %n, "global: no lock_set from the peer; releasing and retrying");
+                    debug!(peer = %n, "global: no lock_set from the peer in time; releasing and retrying");
                     self.lock_failed(ctx, &n.clone());
                 }
+            }
+            [k, Term::Atom(n), tag]
+                if k.is_atom("exchange_wait")
+                    && self.sessions.get(n).is_some_and(|s| s.my_tag == *tag) =>
+            {
+                warn!(peer = %n, "global: no exchange from the peer in time; restarting the session");
+                self.restart(ctx, n.clone());
             }
             [k, Term::Pid(p), is_set, _] if k.is_atom("lock_set") => {
                 self.lock_set(ctx, p, is_set.is_atom("true"), None);
@@ -1211,7 +1323,7 @@ impl Process for Global {
                                     "exchanged",
                                     atom(if s.exchanged { "true" } else { "false" }),
                                 ),
-                                ("attempts", Term::Int(s.attempt as i64)),
+                                ("attempts", Term::Int(i64::from(s.attempts))),
                                 ("failures", Term::Int(i64::from(s.failures))),
                             ])
                         })
@@ -1423,4 +1535,212 @@ fn lock_nodes(node: &Node) -> Vec<NodeName> {
     let mut nodes = vec![node.name().clone()];
     nodes.extend(node.nodes());
     nodes
+}
+
+#[cfg(test)]
+mod tests {
+    //! The session state machine driven by hand: our `Global` runs on node `a` (whose own
+    //! `global` is off), and the peers' `global_name_server`s are plain mailboxes that record
+    //! what we send them. Timers are not run; a test feeds the one it needs.
+
+    use super::*;
+    use crate::dist::node::{Mailbox, NodeConfig};
+    use crate::dist::Cookie;
+    use crate::net::memory::MemoryTransport;
+    use std::sync::Arc;
+
+    async fn node(net: &MemoryTransport, name: &str) -> Node {
+        let mut cfg = NodeConfig::new(NodeName::parse(name).unwrap(), Cookie::new("mem"));
+        cfg.transport = Arc::new(net.clone());
+        cfg.global = false;
+        Node::start(cfg).await.unwrap()
+    }
+
+    /// A peer node whose `global_name_server` is a mailbox.
+    async fn peer(net: &MemoryTransport, name: &str) -> (Node, Mailbox) {
+        let n = node(net, name).await;
+        let inbox = n.register(NAME).unwrap();
+        (n, inbox)
+    }
+
+    /// The next cast of `kind` the mailbox got (other messages are skipped).
+    async fn next_cast(inbox: &mut Mailbox, kind: &str) -> Term {
+        loop {
+            let m = inbox
+                .recv_timeout(Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|| panic!("no {kind} cast"));
+            if let Some([k, msg]) = m.as_tuple() {
+                if k.is_atom("$gen_cast")
+                    && msg
+                        .as_tuple()
+                        .and_then(<[Term]>::first)
+                        .is_some_and(|t| t.is_atom(kind))
+                {
+                    return msg.clone();
+                }
+            }
+        }
+    }
+
+    /// The first cast the mailbox got.
+    async fn first_cast(inbox: &mut Mailbox) -> Term {
+        loop {
+            let m = inbox
+                .recv_timeout(Duration::from_secs(5))
+                .await
+                .expect("a cast");
+            if let Some([k, msg]) = m.as_tuple() {
+                if k.is_atom("$gen_cast") {
+                    return msg.clone();
+                }
+            }
+        }
+    }
+
+    const HIS_TAG: i64 = -5;
+
+    /// A session with `b` in which our side holds its lock and has said `lock_set true`.
+    fn held(g: &mut Global, ctx: &Ctx<'_>, b: &Atom, his_locker: &Mailbox) -> Term {
+        g.nodeup(ctx, b.clone());
+        let init = tuple(vec![
+            atom("init_connect"),
+            tuple(vec![Term::Int(VSN), Term::Int(HIS_TAG)]),
+            Term::Atom(b.clone()),
+            tuple(vec![
+                atom("locker"),
+                atom("no_longer_a_pid"),
+                map(vec![]),
+                Term::Pid(his_locker.pid()),
+            ]),
+        ]);
+        g.on_cast(ctx, &init);
+        let s = &g.sessions[b];
+        assert!(matches!(s.lock, Lock::Held) && s.sent_lock_set);
+        assert_eq!(g.locks.len(), 1, "our partition (just us) is locked");
+        s.my_tag.clone()
+    }
+
+    fn lock_set(locker: &Mailbox, is_set: bool, tag: &Term) -> Term {
+        tuple(vec![
+            atom("lock_set"),
+            Term::Pid(locker.pid()),
+            atom(if is_set { "true" } else { "false" }),
+            Term::nil(),
+            tag.clone(),
+        ])
+    }
+
+    fn is_lock_set(msg: &Term, is_set: bool) -> bool {
+        matches!(msg.as_tuple(), Some([_, _, v, _, t])
+            if v.is_atom(if is_set { "true" } else { "false" }) && *t == Term::Int(HIS_TAG))
+    }
+
+    #[tokio::test]
+    async fn a_lock_given_up_after_saying_lock_set_true_tells_the_peer_false() {
+        let net = MemoryTransport::new();
+        let a = node(&net, "a@mem").await;
+        let (_b, mut b_gns) = peer(&net, "b@mem").await;
+        let mb = a.spawn_mailbox();
+        let ctx = Ctx::for_test(&mb);
+        let b = Atom::from("b@mem");
+        let mut g = Global::default();
+        let my_tag = held(&mut g, &ctx, &b, &b_gns);
+        assert!(is_lock_set(&next_cast(&mut b_gns, "lock_set").await, true));
+        // His `lock_set` does not come in time: the attempt is given up...
+        let attempt = Term::Int(g.sessions[&b].attempt as i64);
+        let timeout = tuple(vec![
+            atom("lock_wait"),
+            Term::Atom(b.clone()),
+            my_tag,
+            attempt,
+        ]);
+        g.handle_info(&mut Ctx::for_test(&mb), timeout);
+        assert!(matches!(g.sessions[&b].lock, Lock::Idle));
+        assert!(g.locks.is_empty() && g.active.is_none());
+        // ...and he hears so: believing we still held, he would exchange and keep his own
+        // partition locked waiting for our exchange.
+        assert!(is_lock_set(&next_cast(&mut b_gns, "lock_set").await, false));
+    }
+
+    #[tokio::test]
+    async fn a_lock_set_false_after_our_exchange_restarts_the_session() {
+        let net = MemoryTransport::new();
+        let a = node(&net, "a@mem").await;
+        let (_b, mut b_gns) = peer(&net, "b@mem").await;
+        let mb = a.spawn_mailbox();
+        let ctx = Ctx::for_test(&mb);
+        let b = Atom::from("b@mem");
+        let mut g = Global::default();
+        let my_tag = held(&mut g, &ctx, &b, &b_gns);
+        g.on_cast(&ctx, &lock_set(&b_gns, true, &my_tag));
+        assert!(g.sessions[&b].exchanged);
+        next_cast(&mut b_gns, "exchange").await;
+        // He takes his `true` back (he gave his lock up before he had ours): our exchange
+        // went on a lock that is gone. Going on from it would resolve and finish the session
+        // without his partition locked, alongside other sessions.
+        g.on_cast(&ctx, &lock_set(&b_gns, false, &my_tag));
+        let s = &g.sessions[&b];
+        assert_ne!(s.my_tag, my_tag, "a new session");
+        assert!(!s.exchanged && s.his_tag.is_none());
+        assert!(g.locks.is_empty() && g.active.is_none());
+        let init = next_cast(&mut b_gns, "init_connect").await;
+        assert_eq!(
+            init.as_tuple().unwrap()[1].as_tuple().unwrap()[1],
+            g.sessions[&b].my_tag
+        );
+    }
+
+    #[tokio::test]
+    async fn nodes_learned_after_our_exchange_are_not_told_of_the_peer_until_the_session_ends() {
+        let net = MemoryTransport::new();
+        let a = node(&net, "a@mem").await;
+        let (_b, mut b_gns) = peer(&net, "b@mem").await;
+        let (_c, mut c_gns) = peer(&net, "c@mem").await;
+        let mb = a.spawn_mailbox();
+        let ctx = Ctx::for_test(&mb);
+        let (b, c) = (Atom::from("b@mem"), Atom::from("c@mem"));
+        let mut g = Global::default();
+        let my_tag = held(&mut g, &ctx, &b, &b_gns);
+        g.on_cast(&ctx, &lock_set(&b_gns, true, &my_tag));
+        assert!(g.sessions[&b].exchanged);
+        // Another session of the partition ends meanwhile and tells us of c: it waits.
+        let news = tuple(vec![
+            atom("new_nodes"),
+            atom("x@mem"),
+            Term::nil(),
+            Term::nil(),
+            list(vec![tuple(vec![Term::Atom(c.clone()), Term::Int(VSN)])]),
+            Term::nil(),
+        ]);
+        g.on_cast(&ctx, &news);
+        assert!(!g.known.contains_key(&c));
+        // The session goes on: our `resolved` lists the nodes we know (not c)...
+        let his_exchange = tuple(vec![
+            atom("exchange"),
+            Term::Atom(b.clone()),
+            Term::nil(),
+            Term::nil(),
+            my_tag.clone(),
+        ]);
+        g.on_cast(&ctx, &his_exchange);
+        let resolved = next_cast(&mut b_gns, "resolved").await;
+        assert_eq!(resolved.as_tuple().unwrap()[3], Term::nil());
+        // ...so at the end c must not be told of b (b would never hear of c, and c would wait
+        // for b's `in_sync` for ever). Then c is learned: we say `in_sync` to it.
+        let his_resolved = tuple(vec![
+            atom("resolved"),
+            Term::Atom(b.clone()),
+            Term::nil(),
+            Term::nil(),
+            atom("unused"),
+            Term::nil(),
+            my_tag,
+        ]);
+        g.on_cast(&ctx, &his_resolved);
+        assert!(g.sessions.is_empty() && g.locks.is_empty());
+        assert!(g.synced.contains(&b) && g.known.contains_key(&c));
+        let first = first_cast(&mut c_gns).await;
+        assert!(first.as_tuple().unwrap()[0].is_atom("in_sync"), "{first}");
+    }
 }
