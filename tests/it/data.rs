@@ -919,3 +919,69 @@ async fn cluster_kv_reads_and_writes_with_erlang_terms_and_exit_codes() {
     assert_eq!(s["role"], "writer", "{s}");
     assert_eq!(s["version"], 2, "{s}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_to_the_bulk_port_do_not_keep_a_replica_out() {
+    let tier = Tier::new(60, "").await;
+    let mut procs: HashMap<String, Proc> = HashMap::new();
+    tier.with_writer(&mut procs, &[]).await;
+    let v = tier.put("dc1@127.0.0.1", "p", "k", int(1)).await;
+    let s = tier.status("dc1@127.0.0.1").await.unwrap();
+    let port = int_of(&s, "bulk_port") as u16;
+    // More idle connections than the writer serves replicas; none proves a cookie.
+    let mut idle = Vec::new();
+    for _ in 0..80 {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            idle.push(c);
+        }
+    }
+    let t = Instant::now();
+    procs.insert(
+        "ds1".into(),
+        tier.start("data_service", "ds1@127.0.0.1", &[]),
+    );
+    tier.caught_up("ds1@127.0.0.1", v).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the replica waited {:?} behind {} idle connections",
+        t.elapsed(),
+        idle.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_data_process_is_back_at_once_over_the_same_store() {
+    let tier = Tier::new(60, "").await;
+    let mut procs: HashMap<String, Proc> = HashMap::new();
+    tier.with_writer(&mut procs, &[]).await;
+    let v = tier.put("dc1@127.0.0.1", "p", "k", int(1)).await;
+    // Find its pid with sys:get_status, and kill it.
+    let mut mb = tier.client.spawn_mailbox();
+    let pid = {
+        let r = mb
+            .system_call(
+                &Dest::name("data", &n("dc1@127.0.0.1")),
+                atom("get_status"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        match r.as_tuple() {
+            Some([_, Term::Pid(p), ..]) => p.clone(),
+            _ => panic!("get_status: {r}"),
+        }
+    };
+    tier.client.exit(&pid, atom("kill")).unwrap();
+    let back = wait_for("a new data process", DEADLINE, || async {
+        let r = tier
+            .try_call(
+                "dc1@127.0.0.1",
+                tuple(vec![atom("get"), b("p"), b("k")]),
+                Duration::from_secs(1),
+            )
+            .await
+            .ok()?;
+        (r == tuple(vec![atom("ok"), int(1), int(v as i64)])).then_some(())
+    });
+    back.await;
+}
