@@ -927,7 +927,7 @@ _cluster() {
             return 0
             ;;
         cluster__subcmd__kv__subcmd__list)
-            opts="-v -h -V --prefix --limit --node --beacon --json --timeout --epmd-port --cookie --cookie-file --roles --verbose --help --version"
+            opts="-v -h -V --prefix --limit --after --node --beacon --json --timeout --epmd-port --cookie --cookie-file --roles --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -938,6 +938,10 @@ _cluster() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -219,7 +219,8 @@ complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subc
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l prefix -d 'Only keys starting with this' -r
-complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l limit -d 'At most this many (the node caps it at 10000)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l limit -d 'At most this many (the node caps it at 10000, and at about 16 MiB)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l after -d 'Start after this key (to page through a large bucket)' -r
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l node -d 'The data node to ask [default: a data node the beacon knows]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l beacon -d 'The beacon, to find a data node [default: env CLUSTER_BEACON, then the roles file\'s]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from list" -l timeout -d 'Seconds to wait for the answer' -r
