@@ -422,6 +422,7 @@ impl DataServer {
                         ("lag_ms", int(lag.ms as i64)),
                         ("stale", atom(if lag.stale { "true" } else { "false" })),
                         ("phase", atom(s.phase.as_str())),
+                        ("waiting", int(self.waiting as i64)),
                         (
                             "contact",
                             s.contact.as_deref().map_or(atom("undefined"), atom),

@@ -343,7 +343,11 @@ async fn spoofed_internal_messages_neither_release_reads_early_nor_stop_the_data
             .await;
         (r, started.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("the read parked on ds1", DEADLINE, || async {
+        let s = tier.status("ds1@127.0.0.1").await?;
+        (int_of(&s, "waiting") == 1).then_some(())
+    })
+    .await;
     // …is not answered by anyone who says the replica got there, and a version that does not
     // fit does not stop the data process.
     for v in [int(far * 10), int(-1)] {
