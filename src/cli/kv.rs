@@ -315,34 +315,31 @@ fn show(args: &KvArgs, target: &NodeName, reply: Term) -> anyhow::Result<ExitCod
         Op::Status => {
             let m = ok_payload(&reply)
                 .ok_or_else(|| anyhow!("unexpected reply from {target}: {reply}"))?;
-            let pairs: Vec<(String, String)> = m
+            // Integers stay numbers in JSON; binaries and atoms are their text.
+            let pairs: Vec<(String, serde_json::Value)> = m
                 .map_pairs()
                 .into_iter()
                 .flatten()
                 .map(|(k, v)| {
                     let v = match v {
-                        Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-                        other => other.to_string(),
+                        Term::Int(i) => serde_json::Value::from(*i),
+                        Term::Binary(b) => String::from_utf8_lossy(b).into_owned().into(),
+                        other => other.to_string().into(),
                     };
                     (k.to_string(), v)
                 })
                 .collect();
             if args.json {
-                let obj: serde_json::Map<String, serde_json::Value> = pairs
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let val = v
-                            .parse::<i64>()
-                            .map(serde_json::Value::from)
-                            .unwrap_or(serde_json::Value::String(v));
-                        (k, val)
-                    })
-                    .collect();
+                let obj: serde_json::Map<String, serde_json::Value> = pairs.into_iter().collect();
                 output::print_json(&obj)?;
             } else {
                 let mut t = output::table(&["FIELD", "VALUE"]);
                 for (k, v) in pairs {
-                    t.add_row(vec![k, v]);
+                    let text = match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    t.add_row(vec![k, text]);
                 }
                 output::print_table(&t)?;
             }

@@ -17,13 +17,13 @@
 //!   the writer's wait for credit run out after a tick time.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
@@ -279,11 +279,10 @@ async fn stream_to(
         .await
         .map_err(|e| BulkError::Protocol(e.to_string()))??
     };
-    let (reader_acked, reader_heard) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(Mutex::new(Instant::now())),
-    );
-    let credit = Arc::new(Notify::new());
+    let mut acks = Acks {
+        consumed: 0,
+        heard: Instant::now(),
+    };
     let mut sent: u64 = 0;
     let mut cursor;
     if resumable {
@@ -360,14 +359,7 @@ async fn stream_to(
         let mut end = None;
         loop {
             // Credit: do not run more than a window ahead of what the replica applied.
-            wait_credit(
-                &mut framed,
-                &reader_acked,
-                &reader_heard,
-                sent,
-                side.ticktime,
-            )
-            .await?;
+            wait_credit(&mut framed, &mut acks, sent, side.ticktime).await?;
             let frame = match tokio::time::timeout(side.ticktime, rx.recv()).await {
                 Err(_) => continue,
                 Ok(None) => break,
@@ -384,19 +376,11 @@ async fn stream_to(
         };
         cursor = v + 1;
     }
-    let _ = &credit;
     // Follow the log.
     let mut head = side.head.clone();
     let idle = side.ticktime / 4;
     loop {
-        wait_credit(
-            &mut framed,
-            &reader_acked,
-            &reader_heard,
-            sent,
-            side.ticktime,
-        )
-        .await?;
+        wait_credit(&mut framed, &mut acks, sent, side.ticktime).await?;
         // Inline: the read uses the read transaction the commit thread published, so it waits
         // for nobody, and a thread hop per change would cost more than the read (replica lag).
         let batch = side.store.log_from(cursor, BATCH_BYTES)?;
@@ -437,10 +421,10 @@ async fn stream_to(
                     }
                 }
                 got = framed.next() => {
-                    note_ack(got, &reader_acked, &reader_heard)?;
+                    acks.note(got)?;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    if reader_heard.lock().expect("lock").elapsed() > side.ticktime {
+                    if acks.heard.elapsed() > side.ticktime {
                         return Err(BulkError::Timeout(side.ticktime));
                     }
                     let h = *head.borrow();
@@ -452,24 +436,29 @@ async fn stream_to(
     }
 }
 
-fn note_ack(
-    got: Option<Result<(Frame, usize), WireError>>,
-    acked: &AtomicU64,
-    heard: &Mutex<Instant>,
-) -> Result<(), BulkError> {
-    match got {
-        None => Err(BulkError::Closed),
-        Some(Err(e)) => Err(e.into()),
-        Some(Ok((Frame::Applied { consumed, .. }, _))) => {
-            acked.fetch_max(consumed, Ordering::Relaxed);
-            *heard.lock().expect("lock") = Instant::now();
-            Ok(())
+/// What the writer has read from a replica: the bytes it has applied, and when it last spoke.
+struct Acks {
+    consumed: u64,
+    heard: Instant,
+}
+
+impl Acks {
+    /// Takes one frame read from the replica: only acknowledgements are expected.
+    fn note(&mut self, got: Option<Result<(Frame, usize), WireError>>) -> Result<(), BulkError> {
+        match got {
+            None => Err(BulkError::Closed),
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok((Frame::Applied { consumed, .. }, _))) => {
+                self.consumed = self.consumed.max(consumed);
+                self.heard = Instant::now();
+                Ok(())
+            }
+            Some(Ok((Frame::Error(why), _))) => Err(BulkError::Peer(why)),
+            Some(Ok((f, _))) => Err(BulkError::Protocol(format!(
+                "unexpected frame from a replica: {}",
+                f.name()
+            ))),
         }
-        Some(Ok((Frame::Error(why), _))) => Err(BulkError::Peer(why)),
-        Some(Ok((f, _))) => Err(BulkError::Protocol(format!(
-            "unexpected frame from a replica: {}",
-            f.name()
-        ))),
     }
 }
 
@@ -477,32 +466,29 @@ fn note_ack(
 /// fails when it neither acknowledges nor says anything for a tick time.
 async fn wait_credit(
     framed: &mut Framed<TcpStream, Codec>,
-    acked: &AtomicU64,
-    heard: &Mutex<Instant>,
+    acks: &mut Acks,
     sent: u64,
     ticktime: Duration,
 ) -> Result<(), BulkError> {
-    // Take whatever acks are already here without waiting.
     loop {
-        let ahead = sent.saturating_sub(acked.load(Ordering::Relaxed));
-        if ahead <= WINDOW {
-            // Drain ready acks cheaply.
+        if sent.saturating_sub(acks.consumed) <= WINDOW {
+            // Within the window: take whatever acks are already here, without waiting.
             match futures_util::FutureExt::now_or_never(framed.next()) {
                 Some(got) => {
-                    note_ack(got, acked, heard)?;
+                    acks.note(got)?;
                     continue;
                 }
                 None => return Ok(()),
             }
         }
-        let since = heard.lock().expect("lock").elapsed();
+        let since = acks.heard.elapsed();
         let left = ticktime.saturating_sub(since);
         if left.is_zero() {
             return Err(BulkError::Timeout(ticktime));
         }
         match tokio::time::timeout(left, framed.next()).await {
             Err(_) => return Err(BulkError::Timeout(ticktime)),
-            Ok(got) => note_ack(got, acked, heard)?,
+            Ok(got) => acks.note(got)?,
         }
     }
 }
@@ -681,17 +667,12 @@ pub async fn follow(
                     changes.push(Change::decode(r).map_err(StoreError::from)?);
                 }
                 if let Some(last) = changes.last() {
-                    side.status
-                        .lock()
-                        .expect("lock")
-                        .saw_head(last.version, last.time_ms);
+                    side.status.lock().expect("lock").saw_head(last.version);
                 }
                 applier.submit_changes(changes, consumed).await;
             }
-            Frame::Head {
-                version, time_ms, ..
-            } => {
-                side.status.lock().expect("lock").saw_head(version, time_ms);
+            Frame::Head { version, .. } => {
+                side.status.lock().expect("lock").saw_head(version);
                 applier.note_consumed(consumed);
             }
             // Refused by the stage check above.

@@ -124,16 +124,14 @@ fn run(store: Arc<Store>, rx: Receiver<Job>, head: watch::Sender<Head>, retentio
         }
         let now = now_ms();
         match store.commit(&writes, now, retention) {
-            Ok(outcomes) => {
+            Ok(c) => {
                 debug!(writes = writes.len(), "group commit");
-                if let Ok(meta) = store.meta() {
-                    head.send_replace(Head {
-                        version: meta.version,
-                        digest: meta.digest,
-                        time_ms: now,
-                    });
-                }
-                for (done, outcome) in dones.drain(..).zip(outcomes) {
+                head.send_replace(Head {
+                    version: c.version,
+                    digest: c.digest,
+                    time_ms: now,
+                });
+                for (done, outcome) in dones.drain(..).zip(c.outcomes) {
                     done(Ok(outcome));
                 }
             }

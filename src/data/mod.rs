@@ -179,11 +179,7 @@ async fn bind_ip(node: &Node, bind: Option<IpAddr>) -> IpAddr {
 }
 
 async fn resolve(host: &str) -> Option<IpAddr> {
-    tokio::net::lookup_host((host, 0))
-        .await
-        .ok()?
-        .map(|a| a.ip())
-        .min_by_key(|ip| ip.is_ipv6())
+    crate::net::tcp::host_addr(host).await.ok().flatten()
 }
 
 /// Starts a data_contact: the store, the commit thread, the bulk listener, the `data`
@@ -218,6 +214,7 @@ pub async fn start_writer(node: &Node, opts: DataOptions) -> Result<DataHandle, 
     };
     let path = store.path().to_path_buf();
     let meta = store.meta()?;
+    let kv_store = store.clone();
     server::start(
         node,
         DataServer::new(
@@ -236,7 +233,7 @@ pub async fn start_writer(node: &Node, opts: DataOptions) -> Result<DataHandle, 
             _ = bulk::serve(listener, side) => {}
         }
     });
-    let kv_port = start_kv(node, ip, opts.kv_port).await?;
+    let kv_port = start_kv(node, kv_store, ip, opts.kv_port).await?;
     info!(store = %path.display(), version = meta.version, bulk_port, "data_contact ready");
     Ok(DataHandle {
         kv_port,
@@ -297,6 +294,7 @@ pub async fn start_replica(
         ticktime: cfg.ticktime,
     };
     let path = store.path().to_path_buf();
+    let kv_store = store.clone();
     server::start(
         node,
         DataServer::new(
@@ -325,7 +323,7 @@ pub async fn start_replica(
     let follow = opts.follow.clone();
     node.spawn_task(async move { follow_loop(n, side, applier, role, follow, diverged).await });
     let ip = bind_ip(node, opts.bind).await;
-    let kv_port = start_kv(node, ip, opts.kv_port).await?;
+    let kv_port = start_kv(node, kv_store, ip, opts.kv_port).await?;
     Ok(DataHandle {
         kv_port,
         bulk_port: None,
@@ -483,7 +481,12 @@ async fn report_loop(node: Node, beacon: NodeName, status: Arc<Mutex<Status>>) {
 }
 
 /// Starts the line protocol on `ip:port` when asked.
-async fn start_kv(node: &Node, ip: IpAddr, port: Option<u16>) -> Result<Option<u16>, DataError> {
+async fn start_kv(
+    node: &Node,
+    store: Arc<Store>,
+    ip: IpAddr,
+    port: Option<u16>,
+) -> Result<Option<u16>, DataError> {
     let Some(port) = port else {
         return Ok(None);
     };
@@ -497,11 +500,11 @@ async fn start_kv(node: &Node, ip: IpAddr, port: Option<u16>) -> Result<Option<u
     let bound = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     info!(port = bound, "kv line protocol listening on {ip}:{bound}");
     let n = node.clone();
-    node.spawn_task(async move { serve_kv(n, listener).await });
+    node.spawn_task(async move { serve_kv(n, store, listener).await });
     Ok(Some(bound))
 }
 
-async fn serve_kv(node: Node, listener: TcpListener) {
+async fn serve_kv(node: Node, store: Arc<Store>, listener: TcpListener) {
     let clients = Arc::new(tokio::sync::Semaphore::new(MAX_KV_CLIENTS));
     loop {
         let accepted = tokio::select! {
@@ -517,15 +520,19 @@ async fn serve_kv(node: Node, listener: TcpListener) {
             let _ = sock.try_write(line::error("busy: too many clients").as_bytes());
             continue;
         };
-        let n = node.clone();
+        let (n, store) = (node.clone(), store.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = kv_client(n, sock).await;
+            let _ = kv_client(n, store, sock).await;
         });
     }
 }
 
-async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Result<()> {
+async fn kv_client(
+    node: Node,
+    store: Arc<Store>,
+    mut sock: tokio::net::TcpStream,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut discarding = false;
     let mut chunk = vec![0u8; 16 * 1024];
@@ -562,7 +569,7 @@ async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Resu
         for line in lines {
             let reply = match line {
                 Err(()) => line::error(&format!("line longer than {} bytes", line::MAX_LINE)),
-                Ok(l) => kv_command(&node, &l).await,
+                Ok(l) => kv_command(&node, &store, &l).await,
             };
             match tokio::time::timeout(KV_WRITE, sock.write_all(reply.as_bytes())).await {
                 Ok(r) => r?,
@@ -581,7 +588,7 @@ async fn kv_client(node: Node, mut sock: tokio::net::TcpStream) -> std::io::Resu
     }
 }
 
-async fn kv_command(node: &Node, l: &[u8]) -> String {
+async fn kv_command(node: &Node, store: &Store, l: &[u8]) -> String {
     let cmd = match line::parse(l) {
         Ok(c) => c,
         Err(line::LineError::Unknown) => return line::UNKNOWN.into(),
@@ -598,22 +605,11 @@ async fn kv_command(node: &Node, l: &[u8]) -> String {
         line::Command::Create(b) => b,
         line::Command::Put(b, ..) | line::Command::Get(b, _) | line::Command::Delete(b, _) => b,
     };
+    // A lookup in this node's store, as `buckets` would answer, without listing them all.
     if !matches!(cmd, line::Command::Create(_)) {
-        match call(atom("buckets")).await {
-            Ok(r) => {
-                let r = unwrap_stale(&r);
-                let known = r
-                    .as_tuple()
-                    .and_then(|t| t.get(1))
-                    .and_then(Term::as_list)
-                    .is_some_and(|l| {
-                        l.iter()
-                            .any(|x| x.as_binary().is_some_and(|x| x[..] == *bucket.as_bytes()))
-                    });
-                if !known {
-                    return line::NOT_FOUND.into();
-                }
-            }
+        match store.has_bucket(bucket) {
+            Ok(true) => {}
+            Ok(false) => return line::NOT_FOUND.into(),
             Err(e) => return line::error(&e.to_string()),
         }
     }

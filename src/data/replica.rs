@@ -119,7 +119,7 @@ impl Status {
         // one, at a higher version) no longer counts.
         self.head = version;
         self.behind_since = None;
-        self.saw_head(version, now_ms());
+        self.saw_head(version);
     }
 
     /// The writer lets us resume from `version`.
@@ -132,7 +132,7 @@ impl Status {
     }
 
     /// The writer's head is at least `version`.
-    pub fn saw_head(&mut self, version: u64, _time_ms: u64) {
+    pub fn saw_head(&mut self, version: u64) {
         if version > self.head {
             self.head = version;
         }
@@ -503,7 +503,7 @@ mod tests {
         // Caught up at 101 with a writer whose store is then replaced by a fresh one: its
         // snapshot at 6 is the whole truth, and the replica is not 95 versions behind.
         let mut s = Status::new(101);
-        s.saw_head(101, 0);
+        s.saw_head(101);
         s.applied_to(101);
         s.snapshot_begins(6);
         assert_eq!(s.lag(Duration::from_secs(60)).versions, 6);
@@ -512,7 +512,7 @@ mod tests {
         let lag = s.lag(Duration::from_secs(60));
         assert_eq!((lag.versions, lag.ms, lag.stale), (0, 0, false), "{s:?}");
         // A head far ahead from one writer does not outlive its channel.
-        s.saw_head(u64::MAX, 0);
+        s.saw_head(u64::MAX);
         s.resumed(6);
         s.heard(now_ms());
         let lag = s.lag(Duration::from_secs(60));

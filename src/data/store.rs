@@ -146,6 +146,17 @@ pub enum Outcome {
     Unchanged,
 }
 
+/// What one group commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Each write's outcome, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The version after the commit.
+    pub version: u64,
+    /// The digest after the commit.
+    pub digest: u128,
+}
+
 /// The store's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
@@ -492,16 +503,18 @@ impl Store {
     // ---- the writer ----
 
     /// Applies `writes` in one durable transaction (one fsync for the whole batch: group
-    /// commit) and returns each write's outcome. Keeps at most `retention` versions of log.
+    /// commit) and returns each write's outcome with the new head. Keeps at most `retention`
+    /// versions of log.
     pub fn commit(
         &self,
         writes: &[Write],
         now_ms: u64,
         retention: u64,
-    ) -> Result<Vec<Outcome>, StoreError> {
+    ) -> Result<Committed, StoreError> {
         debug_assert_eq!(self.kind, Kind::Writer);
         let txn = self.begin_write()?;
         let mut outcomes = Vec::with_capacity(writes.len());
+        let (head, digest);
         {
             let mut tables = Tables::open(self, &txn)?;
             let mut version = tables.version;
@@ -579,9 +592,14 @@ impl Store {
                 }
             }
             tables.save(self)?;
+            (head, digest) = (tables.version, tables.digest);
         }
         self.commit_txn(txn)?;
-        Ok(outcomes)
+        Ok(Committed {
+            outcomes,
+            version: head,
+            digest,
+        })
     }
 
     /// Up to `max_bytes` (at least one) of logged changes from version `from` on, encoded.
@@ -987,8 +1005,9 @@ mod tests {
                 100,
             )
             .unwrap();
+        assert_eq!((out.version, out.digest), (3, s.meta().unwrap().digest));
         assert_eq!(
-            out,
+            out.outcomes,
             [
                 Outcome::Written(1),
                 Outcome::Written(2),

@@ -91,19 +91,24 @@ impl Publication for TcpPublication {
     }
 }
 
+/// The address a node's host name stands for: IPv4 first, as erl prefers (`None` when the
+/// name resolves to nothing).
+pub async fn host_addr(host: &str) -> std::io::Result<Option<IpAddr>> {
+    Ok(tokio::net::lookup_host((host, 0))
+        .await?
+        .map(|a| a.ip())
+        .min_by_key(|ip| ip.is_ipv6()))
+}
+
 async fn listen_addr(name: &NodeName, spec: &ListenSpec) -> Result<IpAddr, ListenError> {
     if let Some(ip) = spec.addr {
         return Ok(ip);
     }
     let host = name.host().to_owned();
-    let resolved = tokio::net::lookup_host((host.as_str(), 0))
-        .await
-        .map_err(|e| ListenError::Resolve {
-            host: host.clone(),
-            reason: crate::epmd::client::describe_io(&e),
-        })?
-        .map(|a| a.ip())
-        .min_by_key(|ip| ip.is_ipv6());
+    let resolved = host_addr(&host).await.map_err(|e| ListenError::Resolve {
+        host: host.clone(),
+        reason: crate::epmd::client::describe_io(&e),
+    })?;
     resolved.ok_or_else(|| ListenError::Resolve {
         host,
         reason: "no addresses".into(),

@@ -141,6 +141,23 @@ impl Tier {
         self.writer_up("dc1@127.0.0.1").await;
     }
 
+    /// The beacon, dc1, and a replica ds1 that follows `writes` puts (`p`/`k0`… = 0…) and is
+    /// then stopped cleanly. Returns the writer's head.
+    async fn replica_stopped_after(&self, procs: &mut HashMap<String, Proc>, writes: i64) -> u64 {
+        self.with_writer(procs, &[]).await;
+        let ds = self.start("data_service", "ds1@127.0.0.1", &[]);
+        let mut head = 0;
+        for i in 0..writes {
+            head = self
+                .put("dc1@127.0.0.1", "p", &format!("k{i}"), int(i))
+                .await;
+        }
+        self.caught_up("ds1@127.0.0.1", head).await;
+        ds.signal("TERM");
+        let _ = ds.wait_output(DEADLINE).await;
+        head
+    }
+
     async fn writer_up(&self, node: &str) -> Term {
         wait_for(&format!("{node} answers"), DEADLINE, || async {
             self.status(node).await
@@ -286,21 +303,7 @@ async fn kill_9_of_the_writer_mid_burst_loses_no_acknowledged_write() {
 async fn a_restarted_replica_resumes_from_its_version_without_a_snapshot() {
     let tier = Tier::new(60, "").await;
     let mut procs: HashMap<String, Proc> = HashMap::new();
-    tier.with_writer(&mut procs, &[]).await;
-    procs.insert(
-        "ds1".into(),
-        tier.start("data_service", "ds1@127.0.0.1", &[]),
-    );
-    let mut head = 0;
-    for i in 0..50 {
-        head = tier
-            .put("dc1@127.0.0.1", "p", &format!("k{i}"), int(i))
-            .await;
-    }
-    tier.caught_up("ds1@127.0.0.1", head).await;
-    let ds = procs.remove("ds1").unwrap();
-    ds.signal("TERM");
-    let _ = ds.wait_output(DEADLINE).await;
+    let mut head = tier.replica_stopped_after(&mut procs, 50).await;
     for i in 50..300 {
         head = tier
             .put("dc1@127.0.0.1", "p", &format!("k{i}"), int(i))
@@ -423,21 +426,7 @@ async fn a_replica_killed_mid_snapshot_restarts_and_completes() {
 async fn an_edited_replica_store_is_found_out_on_start_and_resynced() {
     let tier = Tier::new(60, "").await;
     let mut procs: HashMap<String, Proc> = HashMap::new();
-    tier.with_writer(&mut procs, &[]).await;
-    procs.insert(
-        "ds1".into(),
-        tier.start("data_service", "ds1@127.0.0.1", &[]),
-    );
-    let mut head = 0;
-    for i in 0..20 {
-        head = tier
-            .put("dc1@127.0.0.1", "p", &format!("k{i}"), int(i))
-            .await;
-    }
-    tier.caught_up("ds1@127.0.0.1", head).await;
-    let ds = procs.remove("ds1").unwrap();
-    ds.signal("TERM");
-    let _ = ds.wait_output(DEADLINE).await;
+    let head = tier.replica_stopped_after(&mut procs, 20).await;
 
     // Edit one value behind the replica's back, as someone with a redb tool would.
     let file = tier.store_dir("ds1@127.0.0.1").join("store.redb");
