@@ -255,29 +255,20 @@ async fn stream_to(
     )
     .await?;
     framed.codec_mut().set_max(side.max_frame);
+    // Inline, like the log reads below: both use the published read transaction.
     let meta = side.store.meta()?;
-    let resumable = {
-        let store = side.store.clone();
-        tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
-            let meta = store.meta()?;
-            // Version 0 (a new replica, or one that found its copy damaged) always takes a
-            // snapshot, even of an empty store: the replica accepts a resume only from where
-            // its copy is.
-            if lineage != meta.lineage || version > meta.version || version == 0 {
-                return Ok(false);
-            }
-            if version == meta.version {
-                return Ok(digest_at == meta.digest);
-            }
-            // The log must still hold the change after the replica's version, and the
-            // replica's digest must be ours at its version.
-            Ok(match store.logged(version)? {
-                Some(c) => c.digest == digest_at,
-                None => false,
-            })
-        })
-        .await
-        .map_err(|e| BulkError::Protocol(e.to_string()))??
+    // Version 0 (a new replica, or one that found its copy damaged) always takes a snapshot,
+    // even of an empty store: the replica accepts a resume only from where its copy is.
+    let resumable = if lineage != meta.lineage || version > meta.version || version == 0 {
+        false
+    } else if version == meta.version {
+        digest_at == meta.digest
+    } else {
+        // The log must still hold the change after the replica's version, and the replica's
+        // digest must be ours at its version.
+        side.store
+            .logged(version)?
+            .is_some_and(|c| c.digest == digest_at)
     };
     let mut acks = Acks {
         consumed: 0,

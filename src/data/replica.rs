@@ -266,6 +266,7 @@ fn coalesce(
         let Ok((g, c, next)) = rx.try_recv() else {
             break;
         };
+        let more = job_bytes(&next);
         match (&mut job, next) {
             (
                 Job::Batch { buckets, entries },
@@ -274,17 +275,14 @@ fn coalesce(
                     entries: e2,
                 },
             ) if g == generation => {
-                bytes += e2
-                    .iter()
-                    .map(|e| e.value.len() + e.key.len() + 32)
-                    .sum::<usize>();
+                bytes += more;
                 buckets.extend(b2);
                 entries.extend(e2);
                 consumed = consumed.max(c);
             }
-            (Job::Changes(changes), Job::Changes(more)) if g == generation => {
-                bytes += more.len() * 64;
-                changes.extend(more);
+            (Job::Changes(changes), Job::Changes(next)) if g == generation => {
+                bytes += more;
+                changes.extend(next);
                 consumed = consumed.max(c);
             }
             (_, other) => {
