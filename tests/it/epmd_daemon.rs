@@ -587,19 +587,5 @@ async fn nodes_starting_at_once_without_a_port_mapper_all_come_up() {
         .unwrap();
     assert_eq!(names.names.len(), 4, "{names:?}");
     drop(procs);
-    // The port mapper refuses to stop while nodes are registered: wait for them to be gone.
-    let client = EpmdClient::new("127.0.0.1", port.parse().unwrap());
-    wait_for(
-        "the nodes unregistered",
-        Duration::from_secs(10),
-        || async { client.names().await.ok()?.names.is_empty().then_some(()) },
-    )
-    .await;
     crate::util::stop_port_mapper(port.parse().unwrap()).await;
-    wait_for(
-        "the port mapper stopped",
-        Duration::from_secs(10),
-        || async { client.names().await.is_err().then_some(()) },
-    )
-    .await;
 }

@@ -328,7 +328,7 @@ async fn clean_stops_and_crashes_differ_forget_removes_offline_nodes_and_ready_n
             &["start", "--role", role, "--name", name],
         )
     };
-    let (_beacon, mut b) = start("beacon1@127.0.0.1", "beacon");
+    let (beacon, mut b) = start("beacon1@127.0.0.1", "beacon");
     wait_line(&mut b, "beacon ready", DEADLINE).await;
     let (gate, mut g) = start("gate1@127.0.0.1", "gate");
     wait_line(&mut g, "waiting gate_manager", DEADLINE).await;
@@ -407,6 +407,7 @@ async fn clean_stops_and_crashes_differ_forget_removes_offline_nodes_and_ready_n
     )
     .await;
     assert!(row(&json(&out), "gate1@127.0.0.1").is_none());
+    drop(beacon);
     stop_port_mapper(port).await;
 }
 

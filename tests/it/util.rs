@@ -664,9 +664,27 @@ pub fn children_matching(parent: u32, needle: &str) -> Vec<u32> {
 
 /// Stops the port mapper a `cluster up` left behind on `port` (it outlives `up`, as epmd
 /// outlives erl), by asking it to stop; it is ours, started by the test's `up`.
+///
+/// The port mapper refuses to stop while nodes are registered, and a node killed a moment ago
+/// may still be: wait (bounded) for the names to go, ask, and wait until it no longer answers.
 pub async fn stop_port_mapper(port: u16) {
-    let _ = cluster::epmd::EpmdClient::new("127.0.0.1", port)
-        .with_timeout(Duration::from_secs(2))
-        .kill()
-        .await;
+    let client =
+        cluster::epmd::EpmdClient::new("127.0.0.1", port).with_timeout(Duration::from_secs(2));
+    wait_for(
+        "the port mapper stopped",
+        Duration::from_secs(10),
+        || async {
+            match client.names().await {
+                // Gone: stopped.
+                Err(_) => Some(()),
+                // Nodes still registered: it would refuse; ask again once they have gone.
+                Ok(n) if !n.names.is_empty() => None,
+                Ok(_) => {
+                    let _ = client.kill().await;
+                    None
+                }
+            }
+        },
+    )
+    .await;
 }
