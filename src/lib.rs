@@ -8,6 +8,8 @@
 //!   handshake, connections with ticks, processes, links, monitors, gen_call, `sys`);
 //! - [`beacon`]: the registry of roles, byte-compatible with the seed's Elixir beacon;
 //! - [`roles`]: what a role node does (register, wait for providers, keep the mesh);
+//! - [`registry`]: the cluster process registry (`cluster_server`: placement, failover,
+//!   shared config);
 //! - [`data`]: the data tier (a durable store, replicas, routing by bucket, the bulk channel);
 //! - [`config`]: `roles.toml` and cookie resolution.
 //!
@@ -22,6 +24,7 @@ pub mod data;
 pub mod dist;
 pub mod epmd;
 pub mod net;
+pub mod registry;
 pub mod roles;
 
 pub use dist::{

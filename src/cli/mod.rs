@@ -6,6 +6,7 @@
 //! or configuration error (bad flags, an invalid roles file), as clap already uses 2.
 
 mod completions;
+mod config;
 mod doctor;
 mod epmd;
 mod forget;
@@ -14,6 +15,7 @@ mod monitor;
 mod names;
 mod output;
 mod ping;
+mod procs;
 mod requirements;
 mod resident;
 mod roles;
@@ -87,6 +89,12 @@ enum Command {
     Roles(roles::RolesArgs),
     /// Read and write the data tier (get, put, delete, list, buckets, status) on a data node.
     Kv(kv::KvArgs),
+    /// List the process registry (cluster_server), or create a process (`procs create`).
+    Procs(procs::ProcsArgs),
+    /// Find where a registered process lives; exits 1 when it is not registered.
+    Whereis(procs::WhereisArgs),
+    /// Read, write and watch the cluster-wide shared configuration (held by the beacon).
+    Config(config::ConfigArgs),
     /// Remove offline nodes from the beacon's table.
     Forget(forget::ForgetArgs),
     /// Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon).
@@ -125,6 +133,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Roles(args) => roles::run(&cli.global, args),
         Command::Forget(args) => forget::run(&cli.global, args),
         Command::Kv(args) => kv::run(&cli.global, args),
+        Command::Procs(args) => procs::run(&cli.global, args),
+        Command::Whereis(args) => procs::whereis(&cli.global, args),
+        Command::Config(args) => config::run(&cli.global, args),
         Command::Doctor(args) => doctor::run(&cli.global, args),
         Command::Completions(args) => completions::run(args),
     }

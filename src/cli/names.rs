@@ -154,6 +154,56 @@ struct ClusterRow<'a> {
     ready: bool,
     /// Requirements with no online provider.
     missing: Vec<String>,
+    /// What the node's cluster_server reports: registered processes living there (in all,
+    /// and per type) and its role's own load figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load: Option<Load>,
+}
+
+/// A node's load, as the beacon's cluster_server sees it.
+#[derive(Debug, Clone, Serialize)]
+struct Load {
+    procs: i64,
+    types: std::collections::BTreeMap<String, i64>,
+    role_load: i64,
+}
+
+impl Load {
+    fn text(&self) -> String {
+        if self.role_load > 0 {
+            format!("{} procs, role {}", self.procs, self.role_load)
+        } else {
+            format!("{} procs", self.procs)
+        }
+    }
+}
+
+/// `[{Node, #{procs, types, load}}]` from `cluster_server`'s `loads`.
+fn loads(reply: &cluster::dist::Term) -> std::collections::HashMap<String, Load> {
+    let mut out = std::collections::HashMap::new();
+    for item in reply.as_list().unwrap_or_default() {
+        let Some([n, m]) = item.as_tuple() else {
+            continue;
+        };
+        let Some(n) = n.as_atom() else { continue };
+        let int = |k: &str| m.map_get_atom(k).and_then(cluster::dist::Term::as_int);
+        let types = m
+            .map_get_atom("types")
+            .and_then(|t| t.map_pairs())
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_atom()?.to_owned(), v.as_int()?)))
+            .collect();
+        out.insert(
+            n.to_owned(),
+            Load {
+                procs: int("procs").unwrap_or(0),
+                types,
+                role_load: int("load").unwrap_or(0),
+            },
+        );
+    }
+    out
 }
 
 /// READY: `yes`, `no (waiting for R, …)`, or `-` for an offline node.
@@ -177,13 +227,21 @@ fn cluster_view(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let cookie = super::session::cookie(global)?;
-    let nodes = super::runtime()?.block_on(async {
+    let (nodes, load) = super::runtime()?.block_on(async {
         let node = super::session::hidden_node(settings, cookie, beacon).await?;
         let result = BeaconClient::new(node.clone(), beacon.clone())
             .nodes()
             .await;
+        // The LOAD column, from the beacon's cluster_server; a beacon without one (an older
+        // node, or the seed's Elixir beacon) just has no such column.
+        let load = cluster::registry::Client::new(node.clone(), beacon.clone())
+            .with_timeout(std::time::Duration::from_secs(2))
+            .loads()
+            .await
+            .ok()
+            .map(|t| loads(&t));
         node.shutdown().await;
-        Ok::<_, anyhow::Error>(result?)
+        Ok::<_, anyhow::Error>((result?, load))
     })?;
     if json {
         let rows: Vec<ClusterRow> = nodes
@@ -191,6 +249,7 @@ fn cluster_view(
             .map(|n| ClusterRow {
                 ready: n.is_online() && n.missing(&nodes).is_empty(),
                 missing: n.missing(&nodes).into_iter().map(str::to_owned).collect(),
+                load: load.as_ref().and_then(|l| l.get(&n.node).cloned()),
                 info: n,
             })
             .collect();
@@ -200,6 +259,9 @@ fn cluster_view(
     // REPORT: what the node last said about itself (a replica's lag), when any node did.
     let any_report = nodes.iter().any(|n| !n.report.is_empty());
     let mut headers = vec!["NODE", "ROLE", "STATUS", "READY", "REQUIREMENTS", "SINCE"];
+    if load.is_some() {
+        headers.push("LOAD");
+    }
     if any_report {
         headers.push("REPORT");
     }
@@ -222,6 +284,12 @@ fn cluster_view(
             },
             humantime::format_rfc3339_seconds(since).to_string(),
         ];
+        if let Some(l) = &load {
+            row.push(match l.get(&n.node) {
+                Some(l) if n.is_online() => l.text(),
+                _ => "-".into(),
+            });
+        }
         if any_report {
             let text: Vec<String> = n.report.iter().map(|(k, v)| format!("{k}={v}")).collect();
             row.push(if text.is_empty() {

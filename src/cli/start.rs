@@ -270,6 +270,7 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
             node.listen_port(),
             node.creation()
         );
+        let _registry = start_registry(&node, role.as_ref().map(|(r, _, _)| r), &settings);
         let mut phase_rx = None;
         let mut leave_beacon = None;
         match role {
@@ -277,9 +278,21 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
                 if !cluster::beacon::server::start(&node) {
                     bail!("the beacon's names are already registered on this node");
                 }
+                let dir = args
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| cluster::data::default_dir(node.name()));
+                cluster::registry::config::start_holder(&node, &dir)
+                    .context("cannot start the shared config")?;
+                println!(
+                    "cluster: {} shared config in {}",
+                    node.name(),
+                    dir.join("config.etf").display()
+                );
                 println!("cluster: {} beacon ready", node.name());
             }
             Some((role, mesh, beacon)) => {
+                cluster::registry::config::Cache::start(&node, beacon.clone());
                 let (phase_tx, rx) = tokio::sync::watch::channel(roles::Phase::Connecting);
                 if let Err(e) = start_data(&node, &role, &args, &settings, rx.clone()).await {
                     node.shutdown().await;
@@ -326,6 +339,29 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
         node.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Starts `cluster_server`: the node hosts its role's types (the built-in `echo` without a
+/// role), and the roles file says which types fail over.
+fn start_registry(
+    node: &Node,
+    role: Option<&cluster::config::Role>,
+    settings: &super::session::Settings,
+) -> cluster::registry::Registry {
+    let hosts = match role {
+        Some(r) => r.hosts.clone(),
+        None => vec![cluster::config::ECHO_TYPE.to_owned()],
+    };
+    let opts = cluster::registry::Options {
+        hosts: hosts.iter().map(|h| h.as_str().into()).collect(),
+        restart: settings
+            .roles()
+            .restart_elsewhere()
+            .iter()
+            .map(|t| t.as_str().into())
+            .collect(),
+    };
+    cluster::registry::start(node, opts)
 }
 
 /// Starts what a data role does (its store, its `data` process, replication, the line

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use roles::{ClusterDefaults, Mesh, Role, RolesFile};
+pub use roles::{ClusterDefaults, Mesh, ProcessType, Restart, Role, RolesFile, ECHO_TYPE};
 
 /// The roles file's name, in the current directory and in the user's config directory.
 pub const ROLES_FILE_NAME: &str = "roles.toml";

@@ -56,6 +56,32 @@ pub struct Role {
     /// Free text for listings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The process types its nodes host for the registry's `create_process` (default: the
+    /// built-in `echo`).
+    pub hosts: Vec<String>,
+}
+
+/// What happens to a type's processes when their node dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Restart {
+    /// They are deregistered, and that is all.
+    #[default]
+    Never,
+    /// They are created again on the least-loaded other node that hosts the type.
+    Elsewhere,
+}
+
+/// A process type declared in `[types.<name>]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessType {
+    /// The type (an atom: `player`).
+    pub name: String,
+    /// Its restart policy.
+    pub restart: Restart,
+    /// Free text for listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// A validated roles file.
@@ -69,6 +95,8 @@ pub struct RolesFile {
     pub roles: Vec<Role>,
     /// The `[data]` table: the data tier's routing by bucket.
     pub data: DataConfig,
+    /// The `[types]` table: process types of the registry (`echo` is always declared).
+    pub types: Vec<ProcessType>,
 }
 
 /// The `[data]` table.
@@ -123,6 +151,7 @@ impl RolesFile {
             ));
         }
 
+        let types = resolve_types(raw.types, &at)?;
         let mut roles = Vec::with_capacity(raw_roles.len());
         let mut provider_of: HashMap<String, usize> = HashMap::new();
         for (idx, (name, raw_role)) in raw_roles.iter().enumerate() {
@@ -148,6 +177,33 @@ impl RolesFile {
                 ));
             }
             provider_of.insert(resource.clone(), idx);
+            let mut hosts = Vec::new();
+            match &raw_role.hosts {
+                None => hosts.push(ECHO_TYPE.to_owned()),
+                Some(list) => {
+                    for h in list {
+                        let h_name = h.get_ref();
+                        if !types.iter().any(|t| &t.name == h_name) {
+                            let known: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+                            return Err(at(
+                                h.span(),
+                                format!(
+                                    "role {name:?} hosts undeclared type {h_name:?}; declare it \
+                                     in [types.{h_name}] (declared: {})",
+                                    known.join(", ")
+                                ),
+                            ));
+                        }
+                        if hosts.contains(h_name) {
+                            return Err(at(
+                                h.span(),
+                                format!("duplicate type {h_name:?} in hosts of role {name:?}"),
+                            ));
+                        }
+                        hosts.push(h_name.clone());
+                    }
+                }
+            }
             let mut seen = HashSet::new();
             for req in &raw_role.requirements {
                 if !seen.insert(req.get_ref().as_str()) {
@@ -167,6 +223,7 @@ impl RolesFile {
                     .collect(),
                 module: raw_role.module.clone().unwrap_or_else(|| name.clone()),
                 description: raw_role.description.clone(),
+                hosts,
             });
         }
 
@@ -204,7 +261,22 @@ impl RolesFile {
             cluster,
             roles,
             data,
+            types,
         })
+    }
+
+    /// A declared process type.
+    pub fn process_type(&self, name: &str) -> Option<&ProcessType> {
+        self.types.iter().find(|t| t.name == name)
+    }
+
+    /// The types whose processes are created again elsewhere when their node dies.
+    pub fn restart_elsewhere(&self) -> Vec<String> {
+        self.types
+            .iter()
+            .filter(|t| t.restart == Restart::Elsewhere)
+            .map(|t| t.name.clone())
+            .collect()
     }
 
     /// Looks a role up by name.
@@ -216,6 +288,43 @@ impl RolesFile {
     pub fn role_names(&self) -> Vec<&str> {
         self.roles.iter().map(|r| r.name.as_str()).collect()
     }
+}
+
+/// The built-in process type every node hosts unless its role lists `hosts`.
+pub const ECHO_TYPE: &str = "echo";
+
+fn resolve_types(
+    raw: BTreeMap<String, Spanned<RawType>>,
+    at: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<Vec<ProcessType>, ConfigError> {
+    let mut types = vec![ProcessType {
+        name: ECHO_TYPE.to_owned(),
+        restart: Restart::Never,
+        description: Some("built in: answers any call with {echo, Request}".to_owned()),
+    }];
+    let mut raw: Vec<(String, Spanned<RawType>)> = raw.into_iter().collect();
+    raw.sort_by_key(|(_, t)| t.span().start);
+    for (name, t) in raw {
+        if let Err(why) = check_identifier(&name) {
+            return Err(at(t.span(), format!("type name {name:?} {why}")));
+        }
+        let t = t.into_inner();
+        let decl = ProcessType {
+            name: name.clone(),
+            restart: t.restart.unwrap_or_default(),
+            description: t.description,
+        };
+        match types.iter_mut().find(|x| x.name == name) {
+            Some(echo) => {
+                echo.restart = decl.restart;
+                if decl.description.is_some() {
+                    echo.description = decl.description;
+                }
+            }
+            None => types.push(decl),
+        }
+    }
+    Ok(types)
 }
 
 fn resolve_data(
@@ -388,6 +497,15 @@ struct RawFile {
     data: Option<RawData>,
     #[serde(default)]
     roles: BTreeMap<String, Spanned<RawRole>>,
+    #[serde(default)]
+    types: BTreeMap<String, Spanned<RawType>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawType {
+    restart: Option<Restart>,
+    description: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -414,6 +532,7 @@ struct RawRole {
     requirements: Vec<Spanned<String>>,
     module: Option<String>,
     description: Option<String>,
+    hosts: Option<Vec<Spanned<String>>>,
 }
 
 #[cfg(test)]

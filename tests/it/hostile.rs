@@ -448,6 +448,7 @@ async fn a_gate_registers_with_its_manager_even_when_the_first_attempt_fails() {
         requirements: vec!["gate_manager".into()],
         module: "Elixir.Gate".into(),
         description: None,
+        hosts: vec![],
     };
     let (phase_tx, mut phase) = tokio::sync::watch::channel(cluster::roles::Phase::Connecting);
     gate.spawn_task(cluster::roles::run(
