@@ -49,7 +49,7 @@ pub mod server;
 pub mod state;
 pub mod wire;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +73,13 @@ pub const ECHO: &str = "echo";
 /// The `echo` process: answers any call with `{echo, Request}`.
 pub struct Echo {
     key: Key,
+    live: Arc<AtomicU64>,
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Process for Echo {
@@ -101,12 +108,19 @@ impl Process for Echo {
     }
 }
 
-/// Makes [`Echo`] processes.
-pub struct EchoFactory;
+/// Makes [`Echo`] processes, counting the live ones.
+pub struct EchoFactory {
+    live: Arc<AtomicU64>,
+}
 
 impl Factory for EchoFactory {
     fn create(&self, node: &Node, key: &Key) -> Result<Pid, Term> {
-        node.spawn_process(&[], Echo { key: key.clone() })
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let echo = Echo {
+            key: key.clone(),
+            live: self.live.clone(),
+        };
+        node.spawn_process(&[], echo)
             .map(|s| s.pid)
             .map_err(|e| crate::dist::term::binary(e.to_string()))
     }
@@ -170,7 +184,12 @@ pub fn start(node: &Node, opts: Options) -> Registry {
             .factories
             .write()
             .expect("factories")
-            .insert(Atom::from(ECHO), Arc::new(EchoFactory));
+            .insert(
+                Atom::from(ECHO),
+                Arc::new(EchoFactory {
+                    live: shared.echo_live.clone(),
+                }),
+            );
     }
     let s = shared.clone();
     node.spawn_permanent(&[NAME], move || server::Server::new(s.clone(), opts.clone()));
@@ -389,6 +408,19 @@ impl Client {
     /// The target's counters.
     pub async fn status(&self) -> Result<Term, RegistryError> {
         self.call(wire::Request::Status).await
+    }
+
+    /// Every claim on `{ty, id}` the target holds, with its stamp (clock and owner).
+    pub async fn claims(&self, ty: &str, id: Term) -> Result<Vec<state::Entry>, RegistryError> {
+        let reply = self
+            .call(wire::Request::Claims(Key::new(ty, id)))
+            .await?;
+        reply
+            .as_list()
+            .ok_or_else(|| RegistryError::Unexpected(reply.to_string()))?
+            .iter()
+            .map(|t| wire::entry_from_term(t).map_err(|e| RegistryError::Unexpected(e.to_string())))
+            .collect()
     }
 }
 

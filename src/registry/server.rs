@@ -44,6 +44,9 @@ pub struct Shared {
     pub load: AtomicU64,
     /// Counters for `status`.
     pub stats: RwLock<Stats>,
+    /// Live `echo` processes on this node (counted by the processes themselves, so that a
+    /// test can compare the table with what really runs).
+    pub echo_live: Arc<AtomicU64>,
 }
 
 /// Counters a server keeps.
@@ -60,7 +63,9 @@ pub struct Stats {
 /// What the role decides about the registry on this node.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Types this node hosts besides those with a Rust factory (from the role's `hosts`).
+    /// The types the role is for (its `hosts`). Only `echo` has a built-in factory; other
+    /// types are offered once a factory is registered ([`super::Registry::host`], or
+    /// `register_factory` from BEAM).
     pub hosts: Vec<Atom>,
     /// Types whose processes are created again elsewhere when their node dies.
     pub restart: HashSet<Atom>,
@@ -142,18 +147,18 @@ impl Server {
         self.shared.table.write().expect("registry table")
     }
 
+    /// What this server tells the others. A type is advertised once a factory makes it here:
+    /// a node never offers what it cannot create.
     fn info(&self) -> Info {
-        let mut hosts: Vec<Atom> = self.opts.hosts.clone();
-        hosts.extend(
-            self.shared
-                .factories
-                .read()
-                .expect("factories")
-                .keys()
-                .cloned(),
-        );
+        let mut hosts: Vec<Atom> = self
+            .shared
+            .factories
+            .read()
+            .expect("factories")
+            .keys()
+            .cloned()
+            .collect();
         hosts.sort();
-        hosts.dedup();
         let mut factories: Vec<(Atom, Pid)> = self
             .beam_factories
             .iter()
@@ -798,6 +803,13 @@ impl Server {
             }
             Request::Loads => Call::Reply(self.loads()),
             Request::Status => Call::Reply(self.status()),
+            Request::Claims(key) => Call::Reply(list(
+                self.table()
+                    .claims(&key)
+                    .iter()
+                    .map(super::wire::entry_to_term)
+                    .collect(),
+            )),
         }
     }
 
@@ -859,6 +871,10 @@ impl Server {
             ),
             ("pending", int(self.pending.len() as i64)),
             ("created", int(s.created as i64)),
+            (
+                "echo_live",
+                int(self.shared.echo_live.load(Ordering::Relaxed) as i64),
+            ),
             ("conflicts_lost", int(s.conflicts_lost as i64)),
             ("failovers", failovers),
         ])

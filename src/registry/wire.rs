@@ -27,6 +27,7 @@
 //! | `{procs, Type \| all, Node \| all}` | `[Record]` |
 //! | `loads` | `[{Node, #{procs, types, load, hosts}}]` |
 //! | `status` | a map of counters |
+//! | `{claims, Type, Id}` | `[Entry]`: every claim on the key, with its stamp |
 //!
 //! `Record` is the seed's `{cluster_process, Type, Id, Node, Pid, Meta}`. A `Selector` is
 //! `least_loaded`, `hash`, `random` or `{node, Node}`.
@@ -324,6 +325,9 @@ pub enum Request {
     Loads,
     /// `status`.
     Status,
+    /// `{claims, Type, Id}`: every claim on the key with its stamp (for operators and tests
+    /// checking the conflict rule).
+    Claims(Key),
 }
 
 impl Request {
@@ -402,9 +406,10 @@ impl Request {
                 Request::RegisterFactory(ty.clone(), pid(p)?)
             }
             ("procs", [_, ty, node]) => Request::Procs(filter(ty)?, filter(node)?),
+            ("claims", [_, ty, id]) => Request::Claims(key(ty, id)?),
             (
                 "create_process" | "get_process" | "set_process" | "del_process"
-                | "register_factory" | "procs" | "cs_create",
+                | "register_factory" | "procs" | "claims" | "cs_create",
                 _,
             ) => return bad(format!("{tag}: wrong number or kind of arguments in {req}")),
             _ => return Ok(None),
@@ -460,6 +465,10 @@ impl Request {
                 let f = |a: &Option<Atom>| a.clone().map_or_else(|| atom("all"), Term::Atom);
                 tuple(vec![atom("procs"), f(ty), f(node)])
             }
+            Request::Claims(key) => {
+                let (ty, id) = k(key);
+                tuple(vec![atom("claims"), ty, id])
+            }
             Request::Loads => atom("loads"),
             Request::Status => atom("status"),
         }
@@ -486,6 +495,16 @@ mod tests {
 
     fn pid(n: u32) -> Pid {
         Pid::new("a@h", n, 0, 1)
+    }
+
+    /// The atom `pid` stands for a pid (the term parser reads no pids).
+    fn with_pids(t: Term) -> Term {
+        match t {
+            Term::Atom(a) if a.as_str() == "pid" => Term::Pid(pid(1)),
+            Term::Tuple(items) => tuple(items.into_vec().into_iter().map(with_pids).collect()),
+            Term::List(items) => list(items.into_vec().into_iter().map(with_pids).collect()),
+            other => other,
+        }
     }
 
     fn sample() -> Entry {
@@ -531,20 +550,20 @@ mod tests {
     fn malformed_peer_messages_are_named() {
         for (text, want) in [
             ("{cs_reg, 1, 2}", "sender is not a pid"),
-            ("{cs_sync, <0.1.0>, #{}, nope}", "entries are not a list"),
-            ("{cs_sync, <0.1.0>, nope, []}", "info is not a map"),
-            ("{cs_info, <0.1.0>, #{hosts => [1]}}", "not an atom"),
-            ("{cs_info, <0.1.0>, #{load => -1}}", "non-negative"),
-            ("{cs_info, <0.1.0>, #{factories => [x]}}", "{Type, Pid}"),
-            ("{cs_reg, <0.1.0>, {player, 1, <0.2.0>, [], {x, a}, true}}", "clock"),
-            ("{cs_reg, <0.1.0>, {player, 1, <0.2.0>, [], {1, a}, maybe}}", "boolean"),
-            ("{cs_reg, <0.1.0>, {player, 1}}", "an entry is not"),
-            ("{cs_unreg, <0.1.0>, \"player\", 1, <0.2.0>}", "not an atom"),
+            ("{cs_sync, pid, #{}, nope}", "entries are not a list"),
+            ("{cs_sync, pid, nope, []}", "info is not a map"),
+            ("{cs_info, pid, #{hosts => [1]}}", "not an atom"),
+            ("{cs_info, pid, #{load => -1}}", "non-negative"),
+            ("{cs_info, pid, #{factories => [x]}}", "{Type, Pid}"),
+            ("{cs_reg, pid, {player, 1, pid, [], {x, a}, true}}", "clock"),
+            ("{cs_reg, pid, {player, 1, pid, [], {1, a}, perhaps}}", "boolean"),
+            ("{cs_reg, pid, {player, 1}}", "an entry is not"),
+            ("{cs_unreg, pid, \"player\", 1, pid}", "not an atom"),
             ("{cs_spawned, x, ok}", "unknown or misshapen"),
             ("{cs_nonsense}", "unknown or misshapen"),
             ("cs_x", "not a tuple"),
         ] {
-            let t = parse(text).unwrap();
+            let t = with_pids(parse(text).unwrap());
             let e = Peer::decode(&t).unwrap_err();
             assert!(e.0.contains(want), "{text}: {e}");
         }
@@ -553,7 +572,7 @@ mod tests {
 
     #[test]
     fn calls_read_and_bad_arguments_are_named() {
-        let p = |s: &str| Request::decode(&parse(s).unwrap());
+        let p = |s: &str| Request::decode(&with_pids(parse(s).unwrap()));
         assert_eq!(
             p("{create_process, player, 42}"),
             Ok(Some(Request::Create {
@@ -578,7 +597,7 @@ mod tests {
             .unwrap_err()
             .0
             .contains("not an atom"));
-        assert!(p("{set_process, player, 42, self}")
+        assert!(p("{set_process, player, 42, myself}")
             .unwrap_err()
             .0
             .contains("not a pid"));
@@ -606,6 +625,7 @@ mod tests {
             Request::Procs(Some("a".into()), None),
             Request::Loads,
             Request::Status,
+            Request::Claims(Key::new("a", int(1))),
         ] {
             assert_eq!(Request::decode(&r.encode()), Ok(Some(r)));
         }

@@ -688,3 +688,74 @@ pub async fn stop_port_mapper(port: u16) {
     )
     .await;
 }
+
+/// A network namespace with a veth link to the host, removed when dropped.
+pub struct NetNs {
+    pub name: String,
+    pub host_ip: String,
+    pub ns_ip: String,
+}
+
+impl NetNs {
+    /// Creates one, or says why it cannot (not root, no `ip`).
+    pub fn create(slot: u32) -> Result<NetNs, String> {
+        // Tests in one run use different slots; runs at once differ by pid.
+        let id = 20 + (std::process::id() % 100) * 2 + slot % 2;
+        let name = format!("clt{id}");
+        let (host_if, ns_if) = (format!("vh{id}"), format!("vn{id}"));
+        let host_ip = format!("10.213.{id}.1");
+        let ns_ip = format!("10.213.{id}.2");
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        // A namespace left by an earlier run of this test is replaced.
+        let _ = run(&["netns", "del", &name]);
+        let _ = run(&["link", "del", &host_if]);
+        run(&["netns", "add", &name])?;
+        let ns = NetNs {
+            name: name.clone(),
+            host_ip: host_ip.clone(),
+            ns_ip: ns_ip.clone(),
+        };
+        run(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+        ])?;
+        run(&["link", "set", &ns_if, "netns", &name])?;
+        run(&["addr", "add", &format!("{host_ip}/24"), "dev", &host_if])?;
+        run(&["link", "set", &host_if, "up"])?;
+        run(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("{ns_ip}/24"),
+            "dev",
+            &ns_if,
+        ])?;
+        run(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"])?;
+        run(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
