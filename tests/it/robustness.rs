@@ -739,7 +739,7 @@ async fn a_paused_beacon_comes_back_with_a_true_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_idle_connections_cannot_lock_local_nodes_out_of_the_port_mapper() {
     let _serial = heavy().await;
-    let ns = match NetNs::create(0) {
+    let ns = match crate::util::NetNs::create(0) {
         Ok(ns) => ns,
         Err(why) => {
             assert!(
