@@ -25,6 +25,8 @@
 //! | `{list, Prefix}` | `{ok, Version, [{Key, Value, Version}]}` |
 //! | `{watch, Pid, Prefix}` | `{ok, Version, [{Key, Value, Version}]}`, then pushes to Pid |
 //! | `{unwatch, Pid}` | `ok` |
+//!
+//! Every other node's `cluster_config_cache` answers `{get, Key}` from its own copy.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -609,6 +611,25 @@ impl CacheProcess {
 impl Process for CacheProcess {
     fn name(&self) -> String {
         CACHE_NAME.to_owned()
+    }
+
+    /// `{get, Key}` reads this node's copy (for BEAM callers on the node, and for checking
+    /// what a node has seen).
+    fn handle_call(&mut self, _ctx: &mut Ctx<'_>, _from: &From, request: Term) -> Call {
+        match request.as_tuple() {
+            Some([tag, k]) if tag.is_atom("get") => {
+                let Some(k) = key_text(k) else {
+                    return bad("get: the key is not a non-empty binary or atom");
+                };
+                Call::Reply(
+                    match self.values.read().expect("config cache").get(&k) {
+                        Some((v, t)) => tuple(vec![atom("ok"), t.clone(), int(*v as i64)]),
+                        None => tuple(vec![atom("error"), atom("not_found")]),
+                    },
+                )
+            }
+            _ => unknown_call(request),
+        }
     }
 
     fn init(&mut self, ctx: &mut Ctx<'_>) {

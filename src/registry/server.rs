@@ -817,6 +817,27 @@ impl Server {
         let t = self.table();
         let mut nodes: Vec<(Atom, Info)> = vec![(self.me.clone(), self.info())];
         nodes.extend(self.peers.iter().map(|(n, p)| (n.clone(), p.info.clone())));
+        // BEAM nodes that host types through a factory, as any other host.
+        let factories: Vec<(Atom, Pid)> = nodes
+            .iter()
+            .flat_map(|(_, i)| i.factories.iter().cloned())
+            .collect();
+        for (ty, pid) in factories {
+            match nodes.iter_mut().find(|(n, _)| *n == pid.node) {
+                Some((_, info)) => {
+                    if !info.hosts.contains(&ty) {
+                        info.hosts.push(ty);
+                    }
+                }
+                None => nodes.push((
+                    pid.node.clone(),
+                    Info {
+                        hosts: vec![ty],
+                        ..Info::default()
+                    },
+                )),
+            }
+        }
         nodes.sort_by(|a, b| a.0.cmp(&b.0));
         list(
             nodes
