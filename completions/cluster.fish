@@ -41,6 +41,9 @@ complete -c cluster -n "__fish_cluster_needs_command" -f -a "epmd" -d 'Run the p
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "kv" -d 'Read and write the data tier (get, put, delete, list, buckets, status) on a data node'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "procs" -d 'List the process registry (cluster_server), or create a process (`procs create`)'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "whereis" -d 'Find where a registered process lives; exits 1 when it is not registered'
+complete -c cluster -n "__fish_cluster_needs_command" -f -a "config" -d 'Read, write and watch the cluster-wide shared configuration (held by the beacon)'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
 complete -c cluster -n "__fish_cluster_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -261,6 +264,120 @@ complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subc
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "buckets" -d 'List the buckets'
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "status" -d 'The node\'s data status: role, version, lag, whether its reads are stale'
 complete -c cluster -n "__fish_cluster_using_subcommand kv; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l type -d 'Only this type' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l node -d 'Only processes living on this node' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l via -d 'The node whose cluster_server to ask [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -f -a "create" -d 'Create a process of TYPE for ID on a node picked by the selector (or get the one that exists)'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and not __fish_seen_subcommand_from create help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l selector -d 'least_loaded, hash, random, or a node name' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l via -d 'The node whose cluster_server to ask [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a process of TYPE for ID on a node picked by the selector (or get the one that exists)'
+complete -c cluster -n "__fish_cluster_using_subcommand procs; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l via -d 'The node whose cluster_server to ask [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l timeout -d 'Seconds to wait for the answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand whereis" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -l beacon -d 'The node holding the config [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -f -a "get" -d 'Print a key\'s value (exit 1 when it is not set)'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -f -a "set" -d 'Set a key; prints the config\'s new version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -f -a "delete" -d 'Delete a key'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -f -a "list" -d 'List keys, values and versions'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -f -a "watch" -d 'Print the keys under PREFIX, then every change as it happens, until interrupted'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and not __fish_seen_subcommand_from get set delete list watch help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -l beacon -d 'The node holding the config [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l beacon -d 'The node holding the config [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l text -d 'Store VALUE as a UTF-8 binary, as it is'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -l beacon -d 'The node holding the config [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -l beacon -d 'The node holding the config [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l count -d 'Stop after this many changes' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l beacon -d 'The node holding the config [default: the beacon]' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l cookie-file -d 'File holding the distribution cookie (accessible by its owner only, as erl requires)' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l roles -d 'Roles file [default: ./roles.toml, then the user config directory]' -r -F
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -l json -d 'Print JSON'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "get" -d 'Print a key\'s value (exit 1 when it is not set)'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "set" -d 'Set a key; prints the config\'s new version'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a key'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys, values and versions'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "watch" -d 'Print the keys under PREFIX, then every change as it happens, until interrupted'
+complete -c cluster -n "__fish_cluster_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cluster -n "__fish_cluster_using_subcommand forget" -l beacon -d 'The beacon [default: env CLUSTER_BEACON, then the roles file\'s beacon]' -r
 complete -c cluster -n "__fish_cluster_using_subcommand forget" -l epmd-port -d 'Port of the port mapper (EPMD) on every host' -r
 complete -c cluster -n "__fish_cluster_using_subcommand forget" -l cookie -d 'Distribution cookie (overrides --cookie-file and ~/.erlang.cookie)' -r
@@ -284,23 +401,32 @@ complete -c cluster -n "__fish_cluster_using_subcommand completions" -l roles -d
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cluster -n "__fish_cluster_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "start" -d 'Run a node in the foreground'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "top" -d 'Watch a live cluster full-screen: nodes by role, readiness, connections, events'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "kv" -d 'Read and write the data tier (get, put, delete, list, buckets, status) on a data node'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv forget doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "start" -d 'Run a node in the foreground'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "ping" -d 'Ping nodes, like net_adm:ping/1; exits 0 only if every node answers pong'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "monitor" -d 'Follow a node\'s nodeup/nodedown events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "requirements" -d 'Ask the beacon which providers a node\'s requirements have; exits 0 when all are online'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "up" -d 'Start a local cluster (the beacon and one node per role) and follow it'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "top" -d 'Watch a live cluster full-screen: nodes by role, readiness, connections, events'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "epmd" -d 'Run the port mapper (an EPMD-compatible daemon), or query/stop one'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "names" -d 'List the nodes registered with a host\'s port mapper'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "roles" -d 'Validate the roles file and list its roles (or print the built-in one)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "kv" -d 'Read and write the data tier (get, put, delete, list, buckets, status) on a data node'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "procs" -d 'List the process registry (cluster_server), or create a process (`procs create`)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "whereis" -d 'Find where a registered process lives; exits 1 when it is not registered'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "config" -d 'Read, write and watch the cluster-wide shared configuration (held by the beacon)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "forget" -d 'Remove offline nodes from the beacon\'s table'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "doctor" -d 'Check what usually goes wrong (port mapper, names, cookie, ports, ticktime, beacon)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and not __fish_seen_subcommand_from start ping monitor requirements up top epmd names roles kv procs whereis config forget doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "get" -d 'Print a key\'s value (exit 1 when absent)'
 complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "put" -d 'Store a value (an Erlang term); prints the version it was written at'
 complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "delete" -d 'Remove a key'
 complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "list" -d 'List a bucket\'s keys, values and versions, in key order'
 complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "buckets" -d 'List the buckets'
 complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from kv" -f -a "status" -d 'The node\'s data status: role, version, lag, whether its reads are stale'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from procs" -f -a "create" -d 'Create a process of TYPE for ID on a node picked by the selector (or get the one that exists)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "get" -d 'Print a key\'s value (exit 1 when it is not set)'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "set" -d 'Set a key; prints the config\'s new version'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "delete" -d 'Delete a key'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "list" -d 'List keys, values and versions'
+complete -c cluster -n "__fish_cluster_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "watch" -d 'Print the keys under PREFIX, then every change as it happens, until interrupted'

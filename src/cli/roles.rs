@@ -1,6 +1,7 @@
 //! `cluster roles`: validates the roles file and lists every role with its resource,
-//! requirements and description, then the data tier's routes by bucket if any. A broken file exits with status 2 and names the file, line
-//! and column. `--default` prints the built-in roles file, to start one from.
+//! requirements, hosted process types and description, then the registry's process types
+//! with their restart policy, then the data tier's routes by bucket if any. A broken file
+//! exits with status 2 and names the file, line and column. `--default` prints the built-in roles file, to start one from.
 
 use std::process::ExitCode;
 
@@ -35,7 +36,7 @@ pub fn run(global: &GlobalOpts, args: RolesArgs) -> anyhow::Result<ExitCode> {
         output::print_json(file)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = output::table(&["ROLE", "RESOURCE", "REQUIREMENTS", "DESCRIPTION"]);
+    let mut table = output::table(&["ROLE", "RESOURCE", "REQUIREMENTS", "HOSTS", "DESCRIPTION"]);
     for role in &file.roles {
         let reqs = if role.requirements.is_empty() {
             "-".to_owned()
@@ -46,7 +47,22 @@ pub fn run(global: &GlobalOpts, args: RolesArgs) -> anyhow::Result<ExitCode> {
             role.name.clone(),
             role.resource.clone(),
             reqs,
+            if role.hosts.is_empty() {
+                "-".to_owned()
+            } else {
+                role.hosts.join(", ")
+            },
             role.description.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    output::print_table(&table)?;
+    println!();
+    let mut table = output::table(&["TYPE", "RESTART", "DESCRIPTION"]);
+    for t in &file.types {
+        table.add_row(vec![
+            t.name.clone(),
+            format!("{:?}", t.restart).to_lowercase(),
+            t.description.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     output::print_table(&table)?;

@@ -135,9 +135,9 @@ impl Launch {
             .with_context(|| format!("cannot open {}", m.log.display()))?;
         let mut cmd = Command::new(&self.exe);
         cmd.args(["start", "--name", m.name.as_str(), "--role", &m.role]);
-        if m.role == "data_contact" || m.role == "data_service" {
-            // The run's data nodes keep their stores with the run's logs; a restarted node
-            // finds its own store again.
+        if m.role == "data_contact" || m.role == "data_service" || m.role == "beacon" {
+            // The run's data nodes keep their stores (and the beacon its shared config) with
+            // the run's logs; a restarted node finds its own again.
             let dir = m.log.parent().map(|p| p.join("data").join(m.name.as_str()));
             if let Some(dir) = dir {
                 cmd.arg("--data-dir").arg(dir);

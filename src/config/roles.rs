@@ -711,4 +711,36 @@ requirements = ["gate_manager"]
         assert_eq!(line_column("ab\nçd", 5), (2, 2));
         assert_eq!(line_column("", 10), (1, 1));
     }
+
+    #[test]
+    fn types_and_hosts() {
+        let f = parse(
+            "[types.player]\nrestart = \"elsewhere\"\n[types.echo]\nrestart = \"elsewhere\"\n\
+             [roles.game]\nhosts = [\"player\", \"echo\"]\n[roles.web]\n[roles.none]\nhosts = []\n",
+        )
+        .unwrap();
+        assert_eq!(f.role("game").unwrap().hosts, ["player", "echo"]);
+        assert_eq!(f.role("web").unwrap().hosts, ["echo"], "echo by default");
+        assert!(f.role("none").unwrap().hosts.is_empty());
+        assert_eq!(f.restart_elsewhere(), ["echo", "player"]);
+        assert_eq!(
+            f.process_type("player").unwrap().restart,
+            Restart::Elsewhere
+        );
+        let e = parse("[roles.game]\nhosts = [\"npc\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("undeclared type \"npc\"") && e.contains(":2:"),
+            "{e}"
+        );
+        let e = parse("[types.npc]\nrestart = \"sometimes\"\n[roles.a]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sometimes"), "{e}");
+        let e = parse("[types.npc]\n[roles.a]\nhosts = [\"npc\", \"npc\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate type"), "{e}");
+    }
 }

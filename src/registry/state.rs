@@ -116,9 +116,9 @@ pub enum Added {
     /// entry; lookups see the winner meanwhile.
     Conflict {
         /// The entry the rule picks.
-        winner: Entry,
+        winner: Box<Entry>,
         /// The one that must go.
-        loser: Entry,
+        loser: Box<Entry>,
     },
 }
 
@@ -191,18 +191,15 @@ impl Table {
             *same = entry;
             return Added::Same;
         }
-        let outcome = match claims
-            .iter()
-            .reduce(|a, b| if b.beats(a) { b } else { a })
-        {
+        let outcome = match claims.iter().reduce(|a, b| if b.beats(a) { b } else { a }) {
             None => Added::New,
             Some(current) if entry.beats(current) => Added::Conflict {
-                winner: entry.clone(),
-                loser: current.clone(),
+                winner: Box::new(entry.clone()),
+                loser: Box::new(current.clone()),
             },
             Some(current) => Added::Conflict {
-                winner: current.clone(),
-                loser: entry.clone(),
+                winner: Box::new(current.clone()),
+                loser: Box::new(entry.clone()),
             },
         };
         claims.push(entry.clone());
@@ -457,16 +454,16 @@ mod tests {
         assert_eq!(
             t1.add(b.clone()),
             Added::Conflict {
-                winner: b.clone(),
-                loser: a.clone()
+                winner: Box::new(b.clone()),
+                loser: Box::new(a.clone())
             }
         );
         assert_eq!(t2.add(b.clone()), Added::New);
         assert_eq!(
             t2.add(a.clone()),
             Added::Conflict {
-                winner: b.clone(),
-                loser: a.clone()
+                winner: Box::new(b.clone()),
+                loser: Box::new(a.clone())
             }
         );
         assert_eq!(t1.get(&a.key), Some(&b));

@@ -129,12 +129,7 @@ async fn table(reg: &Reg, node: &str) -> Option<HashMap<(String, String), cluste
     Some(
         records
             .into_iter()
-            .map(|r| {
-                (
-                    (r.key.ty.as_str().to_owned(), r.key.id.to_string()),
-                    r.pid,
-                )
-            })
+            .map(|r| ((r.key.ty.as_str().to_owned(), r.key.id.to_string()), r.pid))
             .collect(),
     )
 }
@@ -314,21 +309,25 @@ async fn concurrent_creates_of_the_same_ids_make_one_process_each() {
     );
     assert_eq!(winner.len(), IDS as usize);
     // Exactly 1,000 processes exist, spread over the nodes, and every table says so.
-    wait_for("every table holds exactly the winners", DEADLINE, || async {
-        for r in &regs {
-            let procs = r.procs(Some("echo"), None);
-            if procs.len() != IDS as usize {
-                return None;
-            }
-            for p in procs {
-                let id = p.key.id.as_int()?;
-                if winner.get(&id) != Some(&p.pid) {
+    wait_for(
+        "every table holds exactly the winners",
+        DEADLINE,
+        || async {
+            for r in &regs {
+                let procs = r.procs(Some("echo"), None);
+                if procs.len() != IDS as usize {
                     return None;
                 }
+                for p in procs {
+                    let id = p.key.id.as_int()?;
+                    if winner.get(&id) != Some(&p.pid) {
+                        return None;
+                    }
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
     let mut live = 0;
     let mut per_node = Vec::new();
@@ -397,13 +396,18 @@ async fn failover_recreates_a_killed_nodes_processes_once() {
         seen.push(t);
     }
     let took = killed.elapsed();
-    println!("failover of {IDS} processes after kill -9: every survivor's table complete in {took:?}");
+    println!(
+        "failover of {IDS} processes after kill -9: every survivor's table complete in {took:?}"
+    );
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "tables differ");
     // No duplicates, no stale entries: what runs is what the tables say.
     let mut live_total = 0;
     for node in survivors {
         let s = reg.status(node).await.unwrap();
-        let hosted = seen[0].values().filter(|p| p.node.as_str() == *node).count() as i64;
+        let hosted = seen[0]
+            .values()
+            .filter(|p| p.node.as_str() == *node)
+            .count() as i64;
         assert_eq!(
             int_of(&s, "echo_live"),
             hosted,
@@ -415,7 +419,11 @@ async fn failover_recreates_a_killed_nodes_processes_once() {
     for (key, pid) in &seen[0] {
         let reply = reg
             .client
-            .call(&Dest::Pid(pid.clone()), atom("ping"), Duration::from_secs(5))
+            .call(
+                &Dest::Pid(pid.clone()),
+                atom("ping"),
+                Duration::from_secs(5),
+            )
             .await
             .unwrap_or_else(|e| panic!("{key:?} at {pid:?}: {e}"));
         assert_eq!(reply, tuple(vec![atom("echo"), atom("ping")]));
@@ -432,7 +440,14 @@ async fn failover_recreates_a_killed_nodes_processes_once() {
     assert_eq!(total, IDS, "failover reports: {reported:?}");
     println!("failover reports (node, processes, ms): {reported:?}");
     // The CLI shows the same.
-    let out = reg.cli(&["procs", "--type", "echo", "--node", "f1@127.0.0.1", "--json"]);
+    let out = reg.cli(&[
+        "procs",
+        "--type",
+        "echo",
+        "--node",
+        "f1@127.0.0.1",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let f1 = seen[0]
@@ -442,7 +457,10 @@ async fn failover_recreates_a_killed_nodes_processes_once() {
     assert_eq!(rows.as_array().unwrap().len(), f1);
     let out = reg.cli(&["names", "--cluster"]);
     let text = stdout(&out);
-    assert!(text.contains("LOAD") && text.contains(&format!("{f1} procs")), "{text}");
+    assert!(
+        text.contains("LOAD") && text.contains(&format!("{f1} procs")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,7 +479,10 @@ async fn the_cli_creates_finds_and_lists_processes() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("{zone,3}") && text.contains("p1@127.0.0.1"), "{text}");
+    assert!(
+        text.contains("{zone,3}") && text.contains("p1@127.0.0.1"),
+        "{text}"
+    );
     let out = reg.cli(&["whereis", "echo", "{zone, 3}", "--via", "p1@127.0.0.1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("p1@127.0.0.1"));
@@ -471,10 +492,18 @@ async fn the_cli_creates_finds_and_lists_processes() {
     // Bad input names what was wrong.
     let out = reg.cli(&["whereis", "echo", "{zone,"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not an Erlang term"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an Erlang term"),
+        "{}",
+        stderr(&out)
+    );
     let out = reg.cli(&["procs", "create", "echo", "1", "--selector", "fastest"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown selector"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown selector"),
+        "{}",
+        stderr(&out)
+    );
     let out = reg.cli(&["procs", "create", "npc", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no node hosts"), "{}", stderr(&out));
@@ -509,11 +538,21 @@ async fn cluster_server_shrugs_off_malformed_input_and_keeps_its_table() {
             "the type 1 is not an atom",
         ),
         (
-            tuple(vec![atom("create_process"), atom("echo"), int(2), atom("fastest")]),
+            tuple(vec![
+                atom("create_process"),
+                atom("echo"),
+                int(2),
+                atom("fastest"),
+            ]),
             "unknown selector",
         ),
         (
-            tuple(vec![atom("set_process"), atom("echo"), int(2), atom("self")]),
+            tuple(vec![
+                atom("set_process"),
+                atom("echo"),
+                int(2),
+                atom("self"),
+            ]),
             "is not a pid",
         ),
         (tuple(vec![atom("procs"), int(1)]), "wrong number"),
@@ -552,8 +591,17 @@ async fn config_is_shared_pushed_to_watchers_and_survives_its_holder_restarting(
     // A watcher from the CLI, started before the change.
     let port = reg.epmd.port.to_string();
     let mut watch = cluster_spawn(&[
-        "config", "watch", "zone.", "--count", "2", "--cookie", COOKIE, "--epmd-port", &port,
-        "--roles", &reg.roles,
+        "config",
+        "watch",
+        "zone.",
+        "--count",
+        "2",
+        "--cookie",
+        COOKIE,
+        "--epmd-port",
+        &port,
+        "--roles",
+        &reg.roles,
     ]);
     let mut watch_lines = watch.stdout_lines();
     // The watch is in place once the holder counts it.
@@ -578,7 +626,12 @@ async fn config_is_shared_pushed_to_watchers_and_survives_its_holder_restarting(
     let out = reg.cli(&["config", "set", "zone.max", "{players, 500}"]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_line(&mut watch_lines, "zone.open true (version 1)", DEADLINE).await;
-    wait_line(&mut watch_lines, "zone.max {players,500} (version 3)", DEADLINE).await;
+    wait_line(
+        &mut watch_lines,
+        "zone.max {players,500} (version 3)",
+        DEADLINE,
+    )
+    .await;
     let _ = watch.wait_output(DEADLINE).await;
     // g1's own copy, read locally there.
     let cache = Dest::name("cluster_config_cache", &n("g1@127.0.0.1"));
