@@ -35,26 +35,40 @@ fn roles_lists_the_repo_roles() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows[0], ["ROLE", "RESOURCE", "REQUIREMENTS", "DESCRIPTION"]);
+    assert_eq!(
+        rows[0],
+        ["ROLE", "RESOURCE", "REQUIREMENTS", "HOSTS", "DESCRIPTION"]
+    );
     assert!(
         rows.contains(&vec![
             "gate",
             "gate",
             "gate_manager",
+            "echo",
             "Client-facing gateway; registers with its gate_manager"
         ]),
         "{text}"
     );
+    // The registry's types follow, the built-in echo among them.
+    assert!(
+        rows.iter().any(|r| r.first() == Some(&"TYPE"))
+            && rows
+                .iter()
+                .any(|r| r.len() >= 2 && r[..2] == ["echo", "never"]),
+        "{text}"
+    );
     assert!(
         rows.iter()
-            .any(|r| r[..3] == ["data_service", "data_service", "data_contact"]),
+            .any(|r| r.len() >= 3 && r[..3] == ["data_service", "data_service", "data_contact"]),
         "{text}"
     );
     assert!(
-        rows.iter().any(|r| r[..3] == ["beacon", "beacon", "-"]),
+        rows.iter()
+            .any(|r| r.len() >= 3 && r[..3] == ["beacon", "beacon", "-"]),
         "{text}"
     );
-    assert_eq!(rows.len(), 6, "{text}");
+    // Five roles, a blank line, the types header and the one type.
+    assert_eq!(rows.len(), 9, "{text}");
 }
 
 #[test]
