@@ -194,7 +194,7 @@ pub fn start(node: &Node, opts: Options) -> Registry {
     Registry {
         node: node.clone(),
         shared,
-        timeout: server::CREATE_TIMEOUT + Duration::from_secs(2),
+        timeout: server::CREATE_TIMEOUT + Duration::from_secs(3),
     }
 }
 

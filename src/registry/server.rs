@@ -80,6 +80,7 @@ struct PeerServer {
 /// Who is waiting for a create this node is home to.
 struct Pending {
     tag: Ref,
+    deadline: Instant,
     target: Atom,
     waiters: Vec<From>,
     failover: Option<Atom>,
@@ -88,6 +89,7 @@ struct Pending {
 /// A create passed on to its home: who asked.
 struct Relay {
     from: From,
+    deadline: Instant,
 }
 
 struct Batch {
@@ -534,15 +536,12 @@ impl Server {
             let _ = ctx.send(&Dest::Pid(factory), call);
         }
         *self.in_flight.entry(target.clone()).or_default() += 1;
-        ctx.send_after(
-            CREATE_TIMEOUT,
-            tuple(vec![atom("cs_timeout"), Term::Ref(tag.clone())]),
-        );
         self.pending_tags.insert(tag.clone(), key.clone());
         self.pending.insert(
             key,
             Pending {
                 tag,
+                deadline: Instant::now() + CREATE_TIMEOUT,
                 target,
                 waiters: from.into_iter().collect(),
                 failover,
@@ -722,11 +721,13 @@ impl Server {
                         fwd.encode(),
                     ]);
                     let _ = ctx.send_noconnect(&Dest::Pid(peer.pid.clone()), call);
-                    ctx.send_after(
-                        CREATE_TIMEOUT + Duration::from_secs(1),
-                        tuple(vec![atom("cs_timeout"), Term::Ref(tag.clone())]),
+                    self.relays.insert(
+                        tag,
+                        Relay {
+                            from: from.clone(),
+                            deadline: Instant::now() + CREATE_TIMEOUT + INFO_EVERY,
+                        },
                     );
-                    self.relays.insert(tag, Relay { from: from.clone() });
                     return Call::NoReply;
                 }
                 self.create(ctx, key, selector, Some(from.clone()), None);
@@ -896,6 +897,32 @@ impl Server {
         ])
     }
 
+    /// Fails the creates whose deadline has passed (checked on every tick: one timer for all
+    /// of them, so a burst of creates costs no timer each).
+    fn expire(&mut self, ctx: &Ctx<'_>) {
+        let now = Instant::now();
+        let late: Vec<Key> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in late {
+            self.finish(ctx, &k, Err(atom("timeout")));
+        }
+        let late: Vec<Ref> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in late {
+            if let Some(r) = self.relays.remove(&t) {
+                ctx.reply(&r.from, error(atom("timeout")));
+            }
+        }
+    }
+
     fn tell_info(&mut self, ctx: &Ctx<'_>) {
         let info = self.info();
         if self.last_info.as_ref() != Some(&info) {
@@ -1022,6 +1049,7 @@ impl Process for Server {
         }
         if msg.is_atom("cs_tick") {
             self.tell_info(ctx);
+            self.expire(ctx);
             ctx.send_after(INFO_EVERY, atom("cs_tick"));
             return Flow::Continue;
         }
@@ -1029,13 +1057,6 @@ impl Process for Server {
             Some([k, Term::Ref(r), _, _, reason]) if k.is_atom("DOWN") => {
                 let (r, reason) = (r.clone(), reason.clone());
                 self.down(ctx, &r, &reason);
-            }
-            Some([k, Term::Ref(tag)]) if k.is_atom("cs_timeout") => {
-                if let Some(key) = self.pending_tags.get(tag).cloned() {
-                    self.finish(ctx, &key, Err(atom("timeout")));
-                } else if let Some(relay) = self.relays.remove(tag) {
-                    ctx.reply(&relay.from, error(atom("timeout")));
-                }
             }
             // A reply: from a home we passed a create on to, or from a BEAM factory.
             Some([Term::Ref(tag), reply]) => {
