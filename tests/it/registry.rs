@@ -31,19 +31,25 @@ struct Reg {
 
 impl Reg {
     async fn new() -> Reg {
+        Reg::with_ticktime(10).await
+    }
+
+    async fn with_ticktime(ticktime: u64) -> Reg {
         let epmd = Daemon::start().await;
         let dir = tempfile::tempdir().unwrap();
         let roles = dir.path().join("roles.toml");
         std::fs::write(
             &roles,
-            "[cluster]\nbeacon = \"beacon1@127.0.0.1\"\nnet_ticktime = 10\nmesh = \"full\"\n\
-             [types.echo]\nrestart = \"elsewhere\"\n\
-             [roles.beacon]\n[roles.game]\ndescription = \"hosts echo\"\n",
+            format!(
+                "[cluster]\nbeacon = \"beacon1@127.0.0.1\"\nnet_ticktime = {ticktime}\n\
+                 mesh = \"full\"\n[types.echo]\nrestart = \"elsewhere\"\n\
+                 [roles.beacon]\n[roles.game]\ndescription = \"hosts echo\"\n"
+            ),
         )
         .unwrap();
         let mut cfg = NodeConfig::hidden_client(n("reg-client@127.0.0.1"), Cookie::new(COOKIE))
             .with_epmd_port(epmd.port);
-        cfg.ticktime = Duration::from_secs(10);
+        cfg.ticktime = Duration::from_secs(ticktime);
         let client = Node::start(cfg).await.unwrap();
         Reg {
             epmd,
@@ -684,4 +690,83 @@ async fn config_is_shared_pushed_to_watchers_and_survives_its_holder_restarting(
     let out = reg.cli(&["config", "set", "x", "{unclosed"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--text"), "{}", stderr(&out));
+}
+
+/// A node stopped with SIGSTOP wedges nothing: lookups elsewhere stay fast, creates that need
+/// it fail within their bound while the others succeed, and once its tick runs out its keys
+/// move to the other nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_wedges_no_lookup_and_no_create_past_its_bound() {
+    let _serial = crate::util::heavy().await;
+    let reg = Reg::with_ticktime(4).await;
+    let _b = reg.start("beacon", "beacon1@127.0.0.1", &[]);
+    let _s1 = reg.start("game", "s1@127.0.0.1", &[]);
+    let s2 = reg.start("game", "s2@127.0.0.1", &[]);
+    let all = ["beacon1@127.0.0.1", "s1@127.0.0.1", "s2@127.0.0.1"];
+    reg.meshed(&all).await;
+    let s1 = reg.of("s1@127.0.0.1");
+    for i in 0..30 {
+        s1.create_process("echo", int(i), Selector::LeastLoaded)
+            .await
+            .unwrap();
+    }
+    s2.signal("STOP");
+    // Creates of fresh ids: some have the stopped node as home or target.
+    let started = Instant::now();
+    let mut creates = Vec::new();
+    for i in 100..140 {
+        let c = s1.clone().with_timeout(Duration::from_secs(20));
+        creates.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = c
+                .create_process("echo", int(i), Selector::LeastLoaded)
+                .await;
+            (r.is_ok(), t.elapsed())
+        }));
+    }
+    // Meanwhile lookups on s1 answer at once.
+    let mut worst = Duration::ZERO;
+    for i in 0..30 {
+        let t = Instant::now();
+        s1.get_process("echo", int(i)).await.unwrap().unwrap();
+        worst = worst.max(t.elapsed());
+    }
+    let mut ok = 0;
+    let mut slowest = Duration::ZERO;
+    for c in creates {
+        let (done, took) = c.await.unwrap();
+        ok += usize::from(done);
+        slowest = slowest.max(took);
+    }
+    println!(
+        "s2 stopped: lookups on s1 took at most {worst:?}; {ok}/40 creates succeeded, the slowest answered in {slowest:?}"
+    );
+    assert!(
+        worst < Duration::from_millis(500),
+        "a lookup took {worst:?}"
+    );
+    assert!(ok > 0, "creates that do not need the stopped node succeed");
+    assert!(
+        slowest < Duration::from_secs(10),
+        "every create answers within its bound, slowest {slowest:?}"
+    );
+    // Once the tick declares s2 down, every create succeeds on the others.
+    wait_for("creates work without s2", DEADLINE, || async {
+        for i in 200..220 {
+            let r = s1
+                .create_process("echo", int(i), Selector::LeastLoaded)
+                .await
+                .ok()?;
+            if r.node() == "s2@127.0.0.1" {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    println!(
+        "creates route around s2 {:?} after it stopped",
+        started.elapsed()
+    );
+    s2.signal("CONT");
 }
