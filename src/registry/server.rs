@@ -32,6 +32,9 @@ const INFO_EVERY: Duration = Duration::from_secs(1);
 /// How many times a create may be passed on to another home (views of membership can differ
 /// for a moment; past this the server that has it decides).
 const MAX_HOPS: u8 = 2;
+/// The most creates a server keeps waiting (its own and those it passed on); past this a
+/// create is refused with `{error, overloaded}` rather than queued without bound.
+pub const MAX_WAITING: usize = 100_000;
 
 /// What the library reads without a message: the table, the Rust factories, the role's load.
 #[derive(Default)]
@@ -702,6 +705,11 @@ impl Server {
             } => {
                 if let Some(e) = self.table().get(&key) {
                     return Call::Reply(create_reply(&Ok(e.clone())));
+                }
+                if self.pending.len() + self.relays.len() >= MAX_WAITING
+                    && !self.pending.contains_key(&key)
+                {
+                    return Call::Reply(error(atom("overloaded")));
                 }
                 let servers = self.servers();
                 let home_node = home(&key, &servers).cloned().unwrap_or(self.me.clone());
