@@ -270,7 +270,11 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
             node.listen_port(),
             node.creation()
         );
-        let _registry = start_registry(&node, role.as_ref().map(|(r, _, _)| r), &settings);
+        let _registry = start_registry(
+            &node,
+            role.as_ref().map(|(r, _, b)| (r, b.clone())),
+            &settings,
+        );
         let mut phase_rx = None;
         let mut leave_beacon = None;
         match role {
@@ -292,7 +296,6 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
                 println!("cluster: {} beacon ready", node.name());
             }
             Some((role, mesh, beacon)) => {
-                cluster::registry::config::Cache::start(&node, beacon.clone());
                 let (phase_tx, rx) = tokio::sync::watch::channel(roles::Phase::Connecting);
                 if let Err(e) = start_data(&node, &role, &args, &settings, rx.clone()).await {
                     node.shutdown().await;
@@ -345,13 +348,15 @@ pub fn run(global: &GlobalOpts, args: StartArgs) -> anyhow::Result<ExitCode> {
 /// role), and the roles file says which types fail over.
 fn start_registry(
     node: &Node,
-    role: Option<&cluster::config::Role>,
+    role: Option<(&cluster::config::Role, NodeName)>,
     settings: &super::session::Settings,
 ) -> cluster::registry::Registry {
-    let hosts = match role {
-        Some(r) => r.hosts.clone(),
+    let hosts = match &role {
+        Some((r, _)) => r.hosts.clone(),
         None => vec![cluster::config::ECHO_TYPE.to_owned()],
     };
+    // Role nodes keep a copy of the shared config held by their beacon (the beacon too).
+    let config_holder = role.map(|(_, beacon)| beacon);
     let opts = cluster::registry::Options {
         hosts: hosts.iter().map(|h| h.as_str().into()).collect(),
         restart: settings
@@ -360,6 +365,7 @@ fn start_registry(
             .iter()
             .map(|t| t.as_str().into())
             .collect(),
+        config_holder,
     };
     cluster::registry::start(node, opts)
 }

@@ -542,9 +542,8 @@ impl Cache {
     pub fn start(node: &Node, holder: NodeName) -> Cache {
         let cache = Cache::default();
         let values = cache.values.clone();
-        node.spawn_permanent(&[CACHE_NAME], move || CacheProcess {
-            holder: holder.clone(),
-            values: values.clone(),
+        node.spawn_permanent(&[CACHE_NAME], move || {
+            CacheProcess::new(holder.clone(), values.clone())
         });
         cache
     }
@@ -592,10 +591,35 @@ impl Cache {
 struct CacheProcess {
     holder: NodeName,
     values: Arc<RwLock<Entries>>,
+    /// A watch call is on its way.
+    asking: bool,
+    /// The monitor on the holder process, once it has taken our watch.
+    watching: Option<Ref>,
 }
 
+/// Pause before asking the holder again after a failed watch or its process going down.
+const REWATCH: Duration = Duration::from_secs(1);
+
 impl CacheProcess {
-    fn watch(&self, ctx: &Ctx<'_>) {
+    fn new(holder: NodeName, values: Arc<RwLock<Entries>>) -> CacheProcess {
+        CacheProcess {
+            holder,
+            values,
+            asking: false,
+            watching: None,
+        }
+    }
+
+    fn reachable(&self, ctx: &Ctx<'_>) -> bool {
+        ctx.node().name() == &self.holder || ctx.node().nodes().contains(&self.holder)
+    }
+
+    /// Asks the holder for the current set and its pushes (in a task: nothing here waits).
+    fn watch(&mut self, ctx: &Ctx<'_>) {
+        if self.asking || self.watching.is_some() || !self.reachable(ctx) {
+            return;
+        }
+        self.asking = true;
         let client = ConfigClient::new(ctx.node().clone(), self.holder.clone());
         let me = ctx.me();
         let pid = ctx.pid();
@@ -610,7 +634,10 @@ impl CacheProcess {
                             .collect(),
                     ),
                 ])),
-                Err(e) => debug!("config watch not taken: {e}"),
+                Err(e) => {
+                    debug!("config watch not taken: {e}");
+                    me.post(atom("cache_failed"));
+                }
             }
         });
     }
@@ -640,17 +667,25 @@ impl Process for CacheProcess {
 
     fn init(&mut self, ctx: &mut Ctx<'_>) {
         ctx.monitor_nodes(true);
-        if ctx.node().nodes().contains(&self.holder) || ctx.node().name() == &self.holder {
-            self.watch(ctx);
+        self.watch(ctx);
+        if !self.asking {
+            // The holder's own node may not have started it yet.
+            ctx.send_after(REWATCH, atom("cache_rewatch"));
         }
     }
 
     fn handle_info(&mut self, ctx: &mut Ctx<'_>, msg: Term) -> Flow {
-        if let Some(NodeEvent::Up { node, .. }) = NodeEvent::from_term(&msg) {
-            if node == self.holder {
+        match NodeEvent::from_term(&msg) {
+            Some(NodeEvent::Up { node, .. }) if node == self.holder => {
                 self.watch(ctx);
+                return Flow::Continue;
             }
-            return Flow::Continue;
+            Some(NodeEvent::Down { node, .. }) if node == self.holder => {
+                // Its DOWN follows; the values stay (stale but readable) until it is back.
+                return Flow::Continue;
+            }
+            Some(_) => return Flow::Continue,
+            None => {}
         }
         if let Some((k, v, version)) = parse_push(&msg) {
             let mut values = self.values.write().expect("config cache");
@@ -664,8 +699,18 @@ impl Process for CacheProcess {
             }
             return Flow::Continue;
         }
-        if let Some([tag, items]) = msg.as_tuple() {
-            if tag.is_atom("cache_snapshot") {
+        if msg.is_atom("cache_rewatch") {
+            self.watch(ctx);
+            return Flow::Continue;
+        }
+        if msg.is_atom("cache_failed") {
+            self.asking = false;
+            ctx.send_after(REWATCH, atom("cache_rewatch"));
+            return Flow::Continue;
+        }
+        match msg.as_tuple() {
+            Some([tag, items]) if tag.is_atom("cache_snapshot") => {
+                self.asking = false;
                 let mut fresh = BTreeMap::new();
                 for i in items.as_list().unwrap_or_default() {
                     if let Some([k, Term::Int(v), value]) = i.as_tuple() {
@@ -675,13 +720,41 @@ impl Process for CacheProcess {
                     }
                 }
                 *self.values.write().expect("config cache") = fresh;
+                // Watch the holder process: if it restarts, our watch is gone with it.
+                match ctx.monitor(&Dest::name(NAME, &self.holder)) {
+                    Ok(r) => self.watching = Some(r),
+                    Err(_) => {
+                        ctx.send_after(REWATCH, atom("cache_rewatch"));
+                    }
+                }
             }
+            Some([k, Term::Ref(r), _, _, _]) if k.is_atom("DOWN") => {
+                if self.watching.as_ref() == Some(r) {
+                    self.watching = None;
+                    ctx.send_after(REWATCH, atom("cache_rewatch"));
+                }
+            }
+            _ => {}
         }
         Flow::Continue
     }
 
     fn state(&self) -> Term {
-        int(self.values.read().expect("config cache").len() as i64)
+        crate::dist::term::map(vec![
+            (
+                "keys",
+                int(self.values.read().expect("config cache").len() as i64),
+            ),
+            ("holder", atom(self.holder.as_str())),
+            (
+                "watching",
+                atom(if self.watching.is_some() {
+                    "true"
+                } else {
+                    "false"
+                }),
+            ),
+        ])
     }
 }
 

@@ -173,10 +173,12 @@ pub struct Registry {
     node: Node,
     shared: Arc<Shared>,
     timeout: Duration,
+    config: Option<(config::Cache, NodeName)>,
 }
 
 /// Starts `cluster_server` on `node` (kept running, with its table kept across restarts) and
-/// returns the handle. The `echo` type is hosted when `opts.hosts` names it.
+/// returns the handle. The `echo` type is hosted when `opts.hosts` names it; with
+/// `opts.config_holder`, the node keeps a copy of the shared config.
 pub fn start(node: &Node, opts: Options) -> Registry {
     let shared = Arc::new(Shared::default());
     if opts.hosts.iter().any(|h| h.as_str() == ECHO) {
@@ -187,6 +189,10 @@ pub fn start(node: &Node, opts: Options) -> Registry {
             }),
         );
     }
+    let config = opts
+        .config_holder
+        .clone()
+        .map(|holder| (config::Cache::start(node, holder.clone()), holder));
     let s = shared.clone();
     node.spawn_permanent(&[NAME], move || {
         server::Server::new(s.clone(), opts.clone())
@@ -195,6 +201,7 @@ pub fn start(node: &Node, opts: Options) -> Registry {
         node: node.clone(),
         shared,
         timeout: server::CREATE_TIMEOUT + Duration::from_secs(3),
+        config,
     }
 }
 
@@ -272,6 +279,19 @@ impl Registry {
     /// Removes `{ty, id}` everywhere.
     pub async fn unregister(&self, ty: &str, id: Term) -> Result<(), RegistryError> {
         self.client().unregister(ty, id).await
+    }
+
+    /// This node's copy of the shared config (typed local reads: `get_int`, `get_text`,
+    /// `get_bool`), when the registry was started with a config holder.
+    pub fn config(&self) -> Option<&config::Cache> {
+        self.config.as_ref().map(|(c, _)| c)
+    }
+
+    /// A client that changes the shared config on its holder.
+    pub fn config_client(&self) -> Option<config::ConfigClient> {
+        self.config
+            .as_ref()
+            .map(|(_, h)| config::ConfigClient::new(self.node.clone(), h.clone()))
     }
 
     fn client(&self) -> Client {

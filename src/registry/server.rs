@@ -72,6 +72,8 @@ pub struct Options {
     pub hosts: Vec<Atom>,
     /// Types whose processes are created again elsewhere when their node dies.
     pub restart: HashSet<Atom>,
+    /// The node holding the shared config (the beacon); this node then keeps a local copy.
+    pub config_holder: Option<crate::dist::NodeName>,
 }
 
 struct PeerServer {

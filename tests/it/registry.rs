@@ -594,9 +594,25 @@ async fn config_is_shared_pushed_to_watchers_and_survives_its_holder_restarting(
     let beacon = reg.start("beacon", "beacon1@127.0.0.1", &["--data-dir", &data]);
     let _g = reg.start("game", "g1@127.0.0.1", &[]);
     reg.meshed(&["beacon1@127.0.0.1", "g1@127.0.0.1"]).await;
+    // The holder counts its watchers: the caches of both nodes, then the CLI's.
+    let watchers = || async {
+        let s = reg
+            .client
+            .get_state(
+                &Dest::name("cluster_config", &n("beacon1@127.0.0.1")),
+                Duration::from_secs(2),
+            )
+            .await
+            .ok()?;
+        Some(int_of(&s, "watchers"))
+    };
+    wait_for("both nodes' caches watch the holder", DEADLINE, || async {
+        (watchers().await? == 2).then_some(())
+    })
+    .await;
     // A watcher from the CLI, started before the change.
     let port = reg.epmd.port.to_string();
-    let mut watch = cluster_spawn(&[
+    let watch = cluster_spawn(&[
         "config",
         "watch",
         "zone.",
@@ -610,18 +626,8 @@ async fn config_is_shared_pushed_to_watchers_and_survives_its_holder_restarting(
         &reg.roles,
     ]);
     let mut watch_lines = watch.stdout_lines();
-    // The watch is in place once the holder counts it.
     wait_for("the CLI watcher is registered", DEADLINE, || async {
-        let s = reg
-            .client
-            .get_state(
-                &Dest::name("cluster_config", &n("beacon1@127.0.0.1")),
-                Duration::from_secs(2),
-            )
-            .await
-            .ok()?;
-        // g1's cache and the CLI.
-        (int_of(&s, "watchers") >= 2).then_some(())
+        (watchers().await? == 3).then_some(())
     })
     .await;
     let out = reg.cli(&["config", "set", "zone.open", "true"]);
