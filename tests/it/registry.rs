@@ -612,7 +612,7 @@ async fn config_is_shared_pushed_to_watchers_and_survives_its_holder_restarting(
     .await;
     // A watcher from the CLI, started before the change.
     let port = reg.epmd.port.to_string();
-    let watch = cluster_spawn(&[
+    let mut watch = cluster_spawn(&[
         "config",
         "watch",
         "zone.",
