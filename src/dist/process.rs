@@ -255,35 +255,27 @@ impl Node {
     /// Keeps a process made by `make` running under `names`: whenever it ends (killed,
     /// stopped, crashed) while the node runs, a fresh one is started after a short pause, as a
     /// supervisor restarts a permanent child.
-    pub fn spawn_permanent<P, F>(&self, names: &'static [&'static str], make: F)
+    pub fn spawn_permanent<P, F>(&self, names: &[&str], make: F)
     where
         P: Process,
         F: Fn() -> P + Send + 'static,
     {
-        let node = self.clone();
-        self.spawn_task(async move {
-            let mut pause = RESTART_PAUSE;
-            loop {
-                match node.start_process(names, make()) {
-                    Ok((_, task)) => {
-                        let _ = task.await;
-                        pause = RESTART_PAUSE;
-                    }
-                    Err(e) => {
-                        warn!("cannot start {names:?}: {e}");
-                        pause = (pause * 2).min(Duration::from_secs(5));
-                    }
-                }
-                if node.is_stopping() {
-                    return;
-                }
-                tokio::select! {
-                    _ = node.stopped() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-                info!("restarting {}", names.first().copied().unwrap_or("process"));
-            }
-        });
+        let names = names.iter().map(|n| (*n).to_owned()).collect();
+        self.spawn_task(keep_running(self.clone(), names, make, None));
+    }
+
+    /// [`Node::spawn_permanent`], with the first start made now: its failure (a name taken)
+    /// is returned instead of retried, so a caller that starts a service on demand hears
+    /// that it could not.
+    pub fn start_permanent<P, F>(&self, names: &[&str], make: F) -> Result<Spawned, SpawnError>
+    where
+        P: Process,
+        F: Fn() -> P + Send + 'static,
+    {
+        let (spawned, task) = self.start_process(names, make())?;
+        let names = names.iter().map(|n| (*n).to_owned()).collect();
+        self.spawn_task(keep_running(self.clone(), names, make, Some(task)));
+        Ok(spawned)
     }
 
     fn start_process<P: Process>(
@@ -311,6 +303,45 @@ impl Node {
 
 /// Pause before restarting a permanent process.
 const RESTART_PAUSE: Duration = Duration::from_millis(100);
+
+/// The supervision loop of a permanent process; `running` is its first run if it was
+/// started already.
+async fn keep_running<P, F>(
+    node: Node,
+    names: Vec<String>,
+    make: F,
+    mut running: Option<tokio::task::JoinHandle<()>>,
+) where
+    P: Process,
+    F: Fn() -> P + Send + 'static,
+{
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut pause = RESTART_PAUSE;
+    loop {
+        let task = match running.take() {
+            Some(t) => Ok(t),
+            None => node.start_process(&names, make()).map(|(_, t)| t),
+        };
+        match task {
+            Ok(task) => {
+                let _ = task.await;
+                pause = RESTART_PAUSE;
+            }
+            Err(e) => {
+                warn!("cannot start {names:?}: {e}");
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+        if node.is_stopping() {
+            return;
+        }
+        tokio::select! {
+            _ = node.stopped() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        info!("restarting {}", names.first().copied().unwrap_or("process"));
+    }
+}
 
 enum Step {
     Continue,

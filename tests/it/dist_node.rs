@@ -517,7 +517,7 @@ async fn builtin_processes_are_registered() {
     let epmd = Daemon::start().await;
     let a = start_node("builtins@127.0.0.1", &epmd, "c").await;
     crate::util::wait_for("the built-in processes", DEADLINE, || async {
-        ["net_kernel", "cluster_events", "global_name_server"]
+        ["net_kernel", "cluster_events", "global_name_server", "pg"]
             .iter()
             .all(|n| a.is_registered(n))
             .then_some(())

@@ -12,6 +12,7 @@ mod interop_dist;
 mod interop_epmd;
 mod interop_global;
 mod interop_large;
+mod interop_pg;
 mod interop_process;
 mod operator;
 mod registry;

@@ -5,11 +5,16 @@
 //!   subscribers such as `cluster monitor`;
 //! - [`global`]: OTP's `global_name_server`, on visible nodes (unless switched off), so BEAM
 //!   peers sync, mesh transitively, and share global names and locks with us;
+//! - [`pg`]: OTP's default process-group scope `pg`, on visible nodes, so process groups span
+//!   BEAM nodes and ours ([`pg::default_scope`] gives the handle; [`pg::start_scope`] starts
+//!   named scopes). Erlang nodes only run it with `-kernel start_pg true` (or after
+//!   `pg:start_link()`); a node without it drops our `discover` and shares nothing;
 //! - [`rex`] is a client only, for talking to plain Erlang nodes.
 
 pub mod cluster_events;
 pub mod global;
 pub mod net_kernel;
+pub mod pg;
 pub mod rex;
 
 use super::node::Node;
@@ -23,5 +28,8 @@ pub fn start(node: &Node) {
     );
     if node.config().visible && node.config().global {
         node.spawn_permanent(&[global::NAME], global::Global::default);
+    }
+    if node.config().visible {
+        pg::start_default(node);
     }
 }

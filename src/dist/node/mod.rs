@@ -377,7 +377,14 @@ pub(crate) struct Inner {
     cookie_warn: WarnLimiter,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// State that a built-in service shares with its handles (a `pg` scope's member table),
+    /// by key; see [`Node::with_shared`].
+    shared: Mutex<SharedTable>,
 }
+
+/// State a built-in service shares with its handles, by key (see [`Node::with_shared`]).
+pub(crate) type SharedTable =
+    std::collections::HashMap<String, Arc<dyn std::any::Any + Send + Sync>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section completes its update before it can panic, so a poisoned lock
@@ -654,6 +661,7 @@ impl Node {
             cookie_warn: WarnLimiter::new(COOKIE_WARN_WINDOW),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            shared: Mutex::new(SharedTable::new()),
             cfg,
         });
         let node = Node { inner };
@@ -1019,6 +1027,21 @@ impl Node {
         F::Output: Send + 'static,
     {
         self.inner.tracker.spawn(task)
+    }
+
+    /// Runs `f` on the table of shared state with it locked, for a check-then-insert that
+    /// must be atomic (two handles starting the same service at once). Never call back into
+    /// this table from `f`.
+    pub(crate) fn with_shared<R>(&self, f: impl FnOnce(&mut SharedTable) -> R) -> R {
+        f(&mut lock(&self.inner.shared))
+    }
+
+    /// The state shared under `key`, if there is one of type `T`.
+    pub(crate) fn shared<T: Send + Sync + 'static>(&self, key: &str) -> Option<Arc<T>> {
+        lock(&self.inner.shared)
+            .get(key)
+            .cloned()
+            .and_then(|v| v.downcast::<T>().ok())
     }
 
     // ---- internals shared by the files of this module ----
