@@ -38,11 +38,17 @@
 //! `{cluster_name_conflict, {Type, Id}, WinnerPid}`, which it can handle (the built-in `echo`
 //! process stops with `{shutdown, {name_conflict, Winner}}`).
 //!
+//! # Process groups
+//! Groups are OTP's `pg`, spoken on the wire ([`crate::dist::builtin::pg`]): `join`, `leave`
+//! and `members` here use the default scope, so BEAM nodes see the same groups.
+//!
 //! # What it does not promise
 //! During a partition each side sees only its own entries, and a create on each side creates
 //! on that side. A server that restarts keeps the table (it lives in [`Shared`], outside the
 //! process) and re-monitors what it owns; the other servers drop its entries when its old pid
-//! goes down and take them again from its next `cs_sync`.
+//! goes down and take them again from its next `cs_sync`. The registry spans the nodes a node is
+//! connected to: with `mesh = "requirements"` a node sees only the entries of its beacon and its
+//! providers.
 
 pub mod config;
 pub mod server;
@@ -279,6 +285,34 @@ impl Registry {
     /// Removes `{ty, id}` everywhere.
     pub async fn unregister(&self, ty: &str, id: Term) -> Result<(), RegistryError> {
         self.client().unregister(ty, id).await
+    }
+
+    /// Joins `pids` (processes of this node) to `group` of OTP's default `pg` scope, which
+    /// BEAM nodes see in `pg:get_members/1`.
+    pub async fn join(&self, group: Term, pids: Vec<Pid>) -> Result<(), RegistryError> {
+        let scope = crate::dist::builtin::pg::default_scope(&self.node)
+            .map_err(|e| RegistryError::Refused(e.to_string()))?;
+        scope
+            .join(group, pids)
+            .await
+            .map_err(|e| RegistryError::Refused(e.to_string()))
+    }
+
+    /// Leaves `group` of the default `pg` scope; false if none of `pids` had joined.
+    pub async fn leave(&self, group: Term, pids: Vec<Pid>) -> Result<bool, RegistryError> {
+        let scope = crate::dist::builtin::pg::default_scope(&self.node)
+            .map_err(|e| RegistryError::Refused(e.to_string()))?;
+        scope
+            .leave(group, pids)
+            .await
+            .map_err(|e| RegistryError::Refused(e.to_string()))
+    }
+
+    /// The members of `group` in the default `pg` scope, on every node (a local read).
+    pub fn members(&self, group: &Term) -> Vec<Pid> {
+        crate::dist::builtin::pg::default_scope(&self.node)
+            .map(|s| s.get_members(group))
+            .unwrap_or_default()
     }
 
     /// This node's copy of the shared config (typed local reads: `get_int`, `get_text`,

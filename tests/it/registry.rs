@@ -350,6 +350,29 @@ async fn concurrent_creates_of_the_same_ids_make_one_process_each() {
         per_node.iter().all(|&c| c > 200),
         "least-loaded placement spreads the work: {per_node:?}"
     );
+    // Groups (OTP's pg) through the same handle: a member joined on c1 is seen on c3.
+    let mine = regs[0].procs(Some("echo"), Some("c1@127.0.0.1"))[0]
+        .pid
+        .clone();
+    regs[0]
+        .join(atom("players"), vec![mine.clone()])
+        .await
+        .unwrap();
+    wait_for("c3 sees the member", DEADLINE, || async {
+        regs[2]
+            .members(&atom("players"))
+            .contains(&mine)
+            .then_some(())
+    })
+    .await;
+    assert!(regs[0]
+        .leave(atom("players"), vec![mine.clone()])
+        .await
+        .unwrap());
+    wait_for("c3 sees it leave", DEADLINE, || async {
+        regs[2].members(&atom("players")).is_empty().then_some(())
+    })
+    .await;
     for node in &nodes {
         node.shutdown().await;
     }
