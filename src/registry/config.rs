@@ -728,11 +728,11 @@ impl Process for CacheProcess {
                     }
                 }
             }
-            Some([k, Term::Ref(r), _, _, _]) if k.is_atom("DOWN") => {
-                if self.watching.as_ref() == Some(r) {
-                    self.watching = None;
-                    ctx.send_after(REWATCH, atom("cache_rewatch"));
-                }
+            Some([k, Term::Ref(r), _, _, _])
+                if k.is_atom("DOWN") && self.watching.as_ref() == Some(r) =>
+            {
+                self.watching = None;
+                ctx.send_after(REWATCH, atom("cache_rewatch"));
             }
             _ => {}
         }
