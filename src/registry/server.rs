@@ -623,6 +623,22 @@ impl Server {
     }
 
     fn handle_peer(&mut self, ctx: &Ctx<'_>, msg: Peer) {
+        // Server messages come from other nodes; one claiming to be a server of ours is a
+        // lie (it would make this node drop its own entries).
+        let sender = match &msg {
+            Peer::Discover(p, _)
+            | Peer::Sync(p, _, _)
+            | Peer::Reg(p, _)
+            | Peer::Unreg(p, _, _)
+            | Peer::Info(p, _)
+            | Peer::Spawn(p, _, _)
+            | Peer::Del(p, _, _) => Some(p),
+            Peer::Spawned(..) => None,
+        };
+        if sender.is_some_and(|p| p.node == self.me) {
+            debug!("a cluster_server message from a process of our own node: ignored");
+            return;
+        }
         match msg {
             Peer::Discover(pid, info) => {
                 let new = self.know(ctx, &pid, info);
@@ -636,6 +652,9 @@ impl Server {
             }
             Peer::Sync(pid, info, entries) => {
                 self.know(ctx, &pid, info);
+                if !self.is_peer(&pid) {
+                    return;
+                }
                 let owner = pid.node.clone();
                 let mut outcomes = Vec::new();
                 {
