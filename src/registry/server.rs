@@ -29,6 +29,9 @@ pub const NAME: &str = "cluster_server";
 pub const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a server tells the others its hosted types and load, when they changed.
 const INFO_EVERY: Duration = Duration::from_secs(1);
+/// How many times a create is tried again when the chosen node answers with the entry of a
+/// node this one knows is down (its view lags ours; it soon catches up).
+const MAX_ATTEMPTS: u8 = 30;
 /// How many times a create may be passed on to another home (views of membership can differ
 /// for a moment; past this the server that has it decides).
 const MAX_HOPS: u8 = 2;
@@ -89,6 +92,17 @@ struct Pending {
     target: Atom,
     waiters: Vec<From>,
     failover: Option<Atom>,
+    selector: Selector,
+    attempts: u8,
+}
+
+/// A create to try again on the next tick.
+struct Retry {
+    key: Key,
+    selector: Selector,
+    waiters: Vec<From>,
+    failover: Option<Atom>,
+    attempts: u8,
 }
 
 /// A create passed on to its home: who asked.
@@ -120,6 +134,7 @@ pub struct Server {
     beam_factories: HashMap<Atom, Vec<(Pid, Ref)>>,
     factory_refs: HashMap<Ref, (Atom, Pid)>,
     batches: HashMap<Atom, Batch>,
+    retries: Vec<Retry>,
     last_info: Option<Info>,
 }
 
@@ -142,6 +157,7 @@ impl Server {
             beam_factories: HashMap::new(),
             factory_refs: HashMap::new(),
             batches: HashMap::new(),
+            retries: Vec::new(),
             last_info: None,
         }
     }
@@ -375,7 +391,14 @@ impl Server {
         batch.total += mine.len() as u64;
         batch.remaining += mine.len() as u64;
         for e in mine {
-            self.create(ctx, e.key, Selector::LeastLoaded, None, Some(node.clone()));
+            self.create(
+                ctx,
+                e.key,
+                Selector::LeastLoaded,
+                Vec::new(),
+                Some(node.clone()),
+                0,
+            );
         }
     }
 
@@ -482,16 +505,17 @@ impl Server {
         ctx: &Ctx<'_>,
         key: Key,
         selector: Selector,
-        from: Option<From>,
+        waiters: Vec<From>,
         failover: Option<Atom>,
+        attempts: u8,
     ) {
         let existing = self.table().get(&key).cloned();
         if let Some(e) = existing {
-            self.answer(ctx, from, Ok(e), failover.as_ref());
+            self.answer(ctx, waiters, Ok(e), failover.as_ref());
             return;
         }
         if let Some(p) = self.pending.get_mut(&key) {
-            p.waiters.extend(from);
+            p.waiters.extend(waiters);
             if let Some(f) = failover {
                 self.batch_step(&f, true);
             }
@@ -508,12 +532,12 @@ impl Server {
                 ]),
                 _ => tuple(vec![atom("no_host"), Term::Atom(key.ty.clone())]),
             };
-            self.answer(ctx, from, Err(why), failover.as_ref());
+            self.answer(ctx, waiters, Err(why), failover.as_ref());
             return;
         };
         if target == self.me {
             let result = self.create_here(ctx, &key);
-            self.answer(ctx, from, result, failover.as_ref());
+            self.answer(ctx, waiters, result, failover.as_ref());
             return;
         }
         let tag = ctx.node().make_ref();
@@ -548,7 +572,9 @@ impl Server {
                 tag,
                 deadline: Instant::now() + CREATE_TIMEOUT,
                 target,
-                waiters: from.into_iter().collect(),
+                waiters,
+                selector,
+                attempts,
                 failover,
             },
         );
@@ -578,7 +604,7 @@ impl Server {
     fn answer(
         &mut self,
         ctx: &Ctx<'_>,
-        from: Option<From>,
+        waiters: Vec<From>,
         result: Result<Entry, Term>,
         failover: Option<&Atom>,
     ) {
@@ -588,8 +614,9 @@ impl Server {
             }
             self.batch_step(f, result.is_ok());
         }
-        if let Some(from) = from {
-            ctx.reply(&from, create_reply(&result));
+        let reply = create_reply(&result);
+        for w in waiters {
+            ctx.reply(&w, reply.clone());
         }
     }
 
@@ -605,6 +632,40 @@ impl Server {
                 self.in_flight.remove(&p.target);
             }
         }
+        let stale = matches!(&result, Ok(e) if e.stamp.owner != self.me
+            && !self.peers.contains_key(&e.stamp.owner));
+        if stale {
+            // The chosen node still holds an entry of a node we know is down (a failover
+            // racing its nodedown): keeping it would leave a stale entry. Create it here if
+            // this node can; otherwise try again on the next tick, until the chosen node's
+            // view catches up (its tick declares the node down too).
+            if self.info().hosts.contains(&key.ty) {
+                let result = self.create_here(ctx, key);
+                if let Some(f) = &p.failover {
+                    self.batch_step(f, result.is_ok());
+                }
+                let reply = create_reply(&result);
+                for w in p.waiters {
+                    ctx.reply(&w, reply.clone());
+                }
+                return;
+            }
+            if p.attempts < MAX_ATTEMPTS {
+                self.retries.push(Retry {
+                    key: key.clone(),
+                    selector: p.selector,
+                    waiters: p.waiters,
+                    failover: p.failover,
+                    attempts: p.attempts + 1,
+                });
+                return;
+            }
+        }
+        let result = if stale {
+            Err(atom("stale_view"))
+        } else {
+            result
+        };
         if let Ok(e) = &result {
             // The owner's own `cs_reg` may not have reached us yet.
             let added = self.table_mut().add(e.clone());
@@ -759,7 +820,7 @@ impl Server {
                     );
                     return Call::NoReply;
                 }
-                self.create(ctx, key, selector, Some(from.clone()), None);
+                self.create(ctx, key, selector, vec![from.clone()], None, 0);
                 Call::NoReply
             }
             Request::Get(key) => Call::Reply(match self.table().get(&key) {
@@ -929,6 +990,9 @@ impl Server {
     /// Fails the creates whose deadline has passed (checked on every tick: one timer for all
     /// of them, so a burst of creates costs no timer each).
     fn expire(&mut self, ctx: &Ctx<'_>) {
+        for r in std::mem::take(&mut self.retries) {
+            self.create(ctx, r.key, r.selector, r.waiters, r.failover, r.attempts);
+        }
         let now = Instant::now();
         let late: Vec<Key> = self
             .pending
