@@ -32,6 +32,10 @@ const INFO_EVERY: Duration = Duration::from_secs(1);
 /// How many times a create is tried again when the chosen node answers with the entry of a
 /// node this one knows is down (its view lags ours; it soon catches up).
 const MAX_ATTEMPTS: u8 = 30;
+/// How long an orphan is retried before it is given up (and logged).
+const ORPHAN_TTL: Duration = Duration::from_secs(300);
+/// How often the home of an orphan that is still missing creates it again.
+const ORPHAN_RETRY: Duration = Duration::from_secs(5);
 /// How many times a create may be passed on to another home (views of membership can differ
 /// for a moment; past this the server that has it decides).
 const MAX_HOPS: u8 = 2;
@@ -111,11 +115,22 @@ struct Relay {
     deadline: Instant,
 }
 
+/// This node's part of re-creating a dead node's processes: the keys it adopted, until each
+/// is registered again.
 struct Batch {
     started: Instant,
     total: u64,
-    remaining: u64,
+    waiting: HashSet<Key>,
     failed: u64,
+}
+
+/// A process lost with its node (or its node's connection) that asks to be re-created, until
+/// it is registered again. Every node keeps these, so that when the node meant to re-create it
+/// dies too (a chain of failures, churn) the next home takes it over.
+struct Orphan {
+    from: Atom,
+    since: Instant,
+    tried: Option<Instant>,
 }
 
 /// The process.
@@ -134,6 +149,7 @@ pub struct Server {
     beam_factories: HashMap<Atom, Vec<(Pid, Ref)>>,
     factory_refs: HashMap<Ref, (Atom, Pid)>,
     batches: HashMap<Atom, Batch>,
+    orphans: HashMap<Key, Orphan>,
     retries: Vec<Retry>,
     last_info: Option<Info>,
 }
@@ -157,6 +173,7 @@ impl Server {
             beam_factories: HashMap::new(),
             factory_refs: HashMap::new(),
             batches: HashMap::new(),
+            orphans: HashMap::new(),
             retries: Vec::new(),
             last_info: None,
         }
@@ -347,7 +364,7 @@ impl Server {
     fn peer_gone(&mut self, ctx: &Ctx<'_>, node: &Atom) {
         let started = Instant::now();
         let removed = self.table_mut().remove_owner(node.as_str());
-        // Creates waiting on that node fail now rather than at their deadline.
+        // Creates waiting on that node go elsewhere now rather than fail at their deadline.
         let stuck: Vec<Key> = self
             .pending
             .iter()
@@ -355,80 +372,148 @@ impl Server {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stuck {
-            self.finish(
-                ctx,
-                &k,
-                Err(tuple(vec![atom("nodedown"), Term::Atom(node.clone())])),
-            );
+            if let Some(p) = self.pending.remove(&k) {
+                self.pending_tags.remove(&p.tag);
+                self.in_flight.remove(node);
+                self.retries.push(Retry {
+                    key: k,
+                    selector: match p.selector {
+                        Selector::Node(n) if &n == node => Selector::LeastLoaded,
+                        other => other,
+                    },
+                    waiters: p.waiters,
+                    failover: p.failover,
+                    attempts: p.attempts + 1,
+                });
+            }
         }
-        let lost: Vec<Entry> = removed.into_iter().filter(|e| e.restart).collect();
-        if !lost.is_empty() {
-            self.fail_over(ctx, node, lost, started);
+        for r in std::mem::take(&mut self.retries) {
+            self.create(ctx, r.key, r.selector, r.waiters, r.failover, r.attempts);
         }
+        self.orphaned(ctx, node, removed, started);
     }
 
-    /// Re-creates, elsewhere, the processes of `node` that this node is now home to.
-    fn fail_over(&mut self, ctx: &Ctx<'_>, node: &Atom, lost: Vec<Entry>, started: Instant) {
+    /// Notes the processes lost with `node` that ask to be re-created, then creates those
+    /// this node is home to.
+    fn orphaned(&mut self, ctx: &Ctx<'_>, node: &Atom, lost: Vec<Entry>, started: Instant) {
+        for e in lost.into_iter().filter(|e| e.restart) {
+            self.orphans.entry(e.key).or_insert(Orphan {
+                from: node.clone(),
+                since: started,
+                tried: None,
+            });
+        }
+        self.adopt(ctx);
+    }
+
+    /// Creates the orphans this node is home to (over the servers it knows now) that are not
+    /// registered again yet, each at most every [`ORPHAN_RETRY`]; forgets the ones that are
+    /// back, and gives up on those older than [`ORPHAN_TTL`].
+    fn adopt(&mut self, ctx: &Ctx<'_>) {
+        if self.orphans.is_empty() {
+            return;
+        }
         let servers = self.servers();
-        let mine: Vec<Entry> = lost
-            .into_iter()
-            .filter(|e| home(&e.key, &servers) == Some(&self.me))
-            .collect();
-        if mine.is_empty() {
+        let now = Instant::now();
+        let mut todo: Vec<(Key, Atom, Instant)> = Vec::new();
+        {
+            let t = self.shared.table.read().expect("registry table");
+            let pending = &self.pending;
+            let me = &self.me;
+            self.orphans.retain(|k, o| {
+                if t.get(k).is_some() {
+                    return false;
+                }
+                if now.duration_since(o.since) > ORPHAN_TTL {
+                    warn!(key = %k, node = %o.from.as_str(), "failover: given up re-creating a lost process");
+                    return false;
+                }
+                let due = o.tried.is_none_or(|t| now.duration_since(t) >= ORPHAN_RETRY);
+                if due && !pending.contains_key(k) && home(k, &servers) == Some(me) {
+                    o.tried = Some(now);
+                    todo.push((k.clone(), o.from.clone(), o.since));
+                }
+                true
+            });
+        }
+        if todo.is_empty() {
             return;
         }
         info!(
-            node = %node.as_str(),
-            processes = mine.len(),
-            "failover: re-creating the processes of a dead node that this node is home to"
+            processes = todo.len(),
+            "failover: re-creating lost processes that this node is home to"
         );
-        let batch = self.batches.entry(node.clone()).or_insert(Batch {
-            started,
-            total: 0,
-            remaining: 0,
-            failed: 0,
-        });
-        batch.total += mine.len() as u64;
-        batch.remaining += mine.len() as u64;
-        for e in mine {
-            self.create(
-                ctx,
-                e.key,
-                Selector::LeastLoaded,
-                Vec::new(),
-                Some(node.clone()),
-                0,
-            );
+        for (key, from, since) in todo {
+            let b = self.batches.entry(from.clone()).or_insert(Batch {
+                started: since,
+                total: 0,
+                waiting: HashSet::new(),
+                failed: 0,
+            });
+            if b.waiting.insert(key.clone()) {
+                b.total += 1;
+            }
+            self.create(ctx, key, Selector::LeastLoaded, Vec::new(), Some(from), 0);
         }
     }
 
-    fn batch_step(&mut self, node: &Atom, ok: bool) {
+    /// A failover create for `key` (of `node`'s processes) has an outcome. A failure leaves
+    /// the orphan to be tried again; the batch is reported once all its keys are back.
+    fn batch_step(&mut self, node: &Atom, key: &Key, ok: bool) {
+        if ok {
+            self.orphans.remove(key);
+        }
         let Some(b) = self.batches.get_mut(node) else {
             return;
         };
-        b.remaining = b.remaining.saturating_sub(1);
-        if !ok {
+        if ok {
+            b.waiting.remove(key);
+        } else if !self.orphans.contains_key(key) {
+            // Given up: it will not be tried again.
+            b.waiting.remove(key);
             b.failed += 1;
         }
-        if b.remaining == 0 {
-            let b = self.batches.remove(node).expect("batch");
-            let took = b.started.elapsed();
-            info!(
-                node = %node.as_str(),
-                processes = b.total - b.failed,
-                failed = b.failed,
-                "failover: re-created {} processes of {} in {} ms",
-                b.total - b.failed,
-                node.as_str(),
-                took.as_millis()
-            );
-            let mut stats = self.shared.stats.write().expect("stats");
-            stats
-                .failovers
-                .push((node.clone(), b.total - b.failed, b.failed, took));
-            if stats.failovers.len() > 16 {
-                stats.failovers.remove(0);
+        if b.waiting.is_empty() {
+            self.report_batch(node);
+        }
+    }
+
+    fn report_batch(&mut self, node: &Atom) {
+        let Some(b) = self.batches.remove(node) else {
+            return;
+        };
+        let took = b.started.elapsed();
+        let done = b.total - b.failed;
+        info!(
+            node = %node.as_str(),
+            processes = done,
+            failed = b.failed,
+            "failover: re-created {done} processes of {} in {} ms",
+            node.as_str(),
+            took.as_millis()
+        );
+        let mut stats = self.shared.stats.write().expect("stats");
+        stats.failovers.push((node.clone(), done, b.failed, took));
+        if stats.failovers.len() > 16 {
+            stats.failovers.remove(0);
+        }
+    }
+
+    /// Batches whose keys came back by another path (another home's create, a re-sync).
+    fn settle_batches(&mut self) {
+        let done: Vec<Atom> = {
+            let t = self.shared.table.read().expect("registry table");
+            let mut done = Vec::new();
+            for (node, b) in self.batches.iter_mut() {
+                b.waiting.retain(|k| t.get(k).is_none());
+                if b.waiting.is_empty() {
+                    done.push(node.clone());
+                }
             }
+            done
+        };
+        for n in done {
+            self.report_batch(&n);
         }
     }
 
@@ -511,13 +596,13 @@ impl Server {
     ) {
         let existing = self.table().get(&key).cloned();
         if let Some(e) = existing {
-            self.answer(ctx, waiters, Ok(e), failover.as_ref());
+            self.answer(ctx, &key, waiters, Ok(e), failover.as_ref());
             return;
         }
         if let Some(p) = self.pending.get_mut(&key) {
             p.waiters.extend(waiters);
-            if let Some(f) = failover {
-                self.batch_step(&f, true);
+            if failover.is_some() && p.failover.is_none() {
+                p.failover = failover;
             }
             return;
         }
@@ -532,12 +617,12 @@ impl Server {
                 ]),
                 _ => tuple(vec![atom("no_host"), Term::Atom(key.ty.clone())]),
             };
-            self.answer(ctx, waiters, Err(why), failover.as_ref());
+            self.answer(ctx, &key, waiters, Err(why), failover.as_ref());
             return;
         };
         if target == self.me {
             let result = self.create_here(ctx, &key);
-            self.answer(ctx, waiters, result, failover.as_ref());
+            self.answer(ctx, &key, waiters, result, failover.as_ref());
             return;
         }
         let tag = ctx.node().make_ref();
@@ -601,18 +686,20 @@ impl Server {
         Ok(self.add_local(ctx, key.clone(), pid, Term::nil(), restart))
     }
 
+    /// Tells the waiters of a create of `key` its outcome (and its failover batch, if any).
     fn answer(
         &mut self,
         ctx: &Ctx<'_>,
+        key: &Key,
         waiters: Vec<From>,
         result: Result<Entry, Term>,
         failover: Option<&Atom>,
     ) {
         if let Some(f) = failover {
             if let Err(why) = &result {
-                warn!(node = %f.as_str(), "failover create failed: {why}");
+                warn!(node = %f.as_str(), key = %key, "failover create failed: {why}");
             }
-            self.batch_step(f, result.is_ok());
+            self.batch_step(f, key, result.is_ok());
         }
         let reply = create_reply(&result);
         for w in waiters {
@@ -641,13 +728,7 @@ impl Server {
             // view catches up (its tick declares the node down too).
             if self.info().hosts.contains(&key.ty) {
                 let result = self.create_here(ctx, key);
-                if let Some(f) = &p.failover {
-                    self.batch_step(f, result.is_ok());
-                }
-                let reply = create_reply(&result);
-                for w in p.waiters {
-                    ctx.reply(&w, reply.clone());
-                }
+                self.answer(ctx, key, p.waiters, result, p.failover.as_ref());
                 return;
             }
             if p.attempts < MAX_ATTEMPTS {
@@ -671,16 +752,7 @@ impl Server {
             let added = self.table_mut().add(e.clone());
             self.settle(ctx, added);
         }
-        if let Some(f) = &p.failover {
-            if let Err(why) = &result {
-                warn!(node = %f.as_str(), key = %key, "failover create failed: {why}");
-            }
-            self.batch_step(f, result.is_ok());
-        }
-        let reply = create_reply(&result);
-        for w in p.waiters {
-            ctx.reply(&w, reply.clone());
-        }
+        self.answer(ctx, key, p.waiters, result, p.failover.as_ref());
     }
 
     fn handle_peer(&mut self, ctx: &Ctx<'_>, msg: Peer) {
@@ -1065,7 +1137,7 @@ impl Server {
             let lost: Vec<Entry> = lost.into_iter().filter(|e| e.restart).collect();
             if !lost.is_empty() {
                 let node = pid.node.clone();
-                self.fail_over(ctx, &node, lost, started);
+                self.orphaned(ctx, &node, lost, started);
             }
         }
     }
@@ -1143,6 +1215,8 @@ impl Process for Server {
         if msg.is_atom("cs_tick") {
             self.tell_info(ctx);
             self.expire(ctx);
+            self.adopt(ctx);
+            self.settle_batches();
             ctx.send_after(INFO_EVERY, atom("cs_tick"));
             return Flow::Continue;
         }
