@@ -24,9 +24,12 @@
 //!   in flight to it, and the figure its role reports; or a named node, the hash of the Id, or
 //!   at random.
 //! - **Failover.** Entries of a type declared `restart = "elsewhere"` are flagged. When their
-//!   node dies, the home of each (computed over the survivors) creates it again, through the
-//!   same path as any create; the time from the node's death until the last one is re-created
-//!   is logged and kept in `status`.
+//!   node dies, every node notes them as *orphans*, and the home of each (computed over the
+//!   survivors) creates it again through the same path as any create. Orphans stay noted
+//!   until the key is registered again, so when a home dies before it has finished (a chain
+//!   of failures, churn) the next home takes over; a home whose create failed tries again
+//!   every 5 s, for up to 5 minutes. The time from the node's death until the last one this
+//!   node re-created is back is logged and kept in `status` (`failovers`).
 //!
 //! # The conflict rule
 //! Two sides of a partition can both register `{Type, Id}`. After healing, every server holds
