@@ -211,7 +211,11 @@ fn show(values: &[Value], json_out: bool) -> anyhow::Result<()> {
     }
     let mut t = output::table(&["KEY", "VALUE", "VERSION"]);
     for v in values {
-        t.add_row(vec![v.key.clone(), v.value.to_string(), v.version.to_string()]);
+        t.add_row(vec![
+            v.key.clone(),
+            v.value.to_string(),
+            v.version.to_string(),
+        ]);
     }
     Ok(output::print_table(&t)?)
 }

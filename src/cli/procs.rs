@@ -92,7 +92,10 @@ fn check_type(ty: &str) -> anyhow::Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Usage(format!("the type {ty:?} is not a plain atom (letters, digits, _)")).into())
+        Err(Usage(format!(
+            "the type {ty:?} is not a plain atom (letters, digits, _)"
+        ))
+        .into())
     }
 }
 
@@ -104,8 +107,8 @@ async fn client(global: &GlobalOpts, via: &Via) -> anyhow::Result<(cluster::dist
         .clone()
         .unwrap_or_else(|| settings.beacon(via.beacon.clone()));
     let node = super::session::hidden_node(&settings, cookie, &target).await?;
-    let client = Client::new(node.clone(), target)
-        .with_timeout(Duration::from_secs_f64(via.timeout));
+    let client =
+        Client::new(node.clone(), target).with_timeout(Duration::from_secs_f64(via.timeout));
     Ok((node, client))
 }
 
@@ -153,7 +156,9 @@ pub fn whereis(global: &GlobalOpts, args: WhereisArgs) -> anyhow::Result<ExitCod
             }
             None => {
                 if args.via.json {
-                    output::print_json(&json!({"type": args.ty, "id": id.to_string(), "found": false}))?;
+                    output::print_json(
+                        &json!({"type": args.ty, "id": id.to_string(), "found": false}),
+                    )?;
                 } else {
                     eprintln!("cluster: {{{}, {id}}} is not registered", args.ty);
                 }
@@ -199,9 +204,9 @@ fn show(records: &[Record], json_out: bool) -> anyhow::Result<()> {
 /// Maps a refusal to the text an operator needs.
 fn explain(e: &RegistryError) -> String {
     match e {
-        RegistryError::Refused(why) if why.starts_with("{no_host,") => format!(
-            "no node hosts that type ({why}): list it in a role's hosts in the roles file"
-        ),
+        RegistryError::Refused(why) if why.starts_with("{no_host,") => {
+            format!("no node hosts that type ({why}): list it in a role's hosts in the roles file")
+        }
         other => other.to_string(),
     }
 }

@@ -36,7 +36,9 @@ use tracing::{debug, info, warn};
 
 use crate::dist::node::{Dest, From};
 use crate::dist::process::{unknown_call, Call, Ctx, Flow, Process};
-use crate::dist::term::{atom, binary, decode_exact, encode_to_vec, int, list, tuple, Pid, Ref, Term};
+use crate::dist::term::{
+    atom, binary, decode_exact, encode_to_vec, int, list, tuple, Pid, Ref, Term,
+};
 use crate::dist::{CallError, Node, NodeEvent, NodeName};
 
 /// The holder's registered name.
@@ -120,7 +122,12 @@ fn save(dir: &Path, version: u64, entries: &Entries) -> Result<(), ConfigStoreEr
         atom("cluster_config"),
         int(1),
         int(version as i64),
-        list(entries.iter().map(|(k, (v, val))| item(k, *v, val)).collect()),
+        list(
+            entries
+                .iter()
+                .map(|(k, (v, val))| item(k, *v, val))
+                .collect(),
+        ),
     ]);
     let tmp = dir.join(format!("{FILE}.tmp"));
     let path = dir.join(FILE);
@@ -199,7 +206,9 @@ impl Holder {
 
     fn change(&mut self, ctx: &Ctx<'_>, key: String, value: Option<Term>) -> Term {
         let old = match &value {
-            Some(v) => self.entries.insert(key.clone(), (self.version + 1, v.clone())),
+            Some(v) => self
+                .entries
+                .insert(key.clone(), (self.version + 1, v.clone())),
             None => self.entries.remove(&key),
         };
         if value.is_none() && old.is_none() {
@@ -316,9 +325,9 @@ impl Process for Holder {
                 }
                 Call::Reply(atom("ok"))
             }
-            ("get" | "set" | "delete" | "list" | "watch" | "unwatch", _) => {
-                bad(format!("{tag}: wrong number or kind of arguments in {request}"))
-            }
+            ("get" | "set" | "delete" | "list" | "watch" | "unwatch", _) => bad(format!(
+                "{tag}: wrong number or kind of arguments in {request}"
+            )),
             _ => unknown_call(request),
         }
     }
@@ -416,10 +425,12 @@ impl ConfigClient {
             Some([e, why]) if e.is_atom("error") && why.is_atom("not_found") => {
                 Err(ConfigError::NotFound)
             }
-            Some([e, why]) if e.is_atom("error") => Err(ConfigError::Refused(match why.as_tuple() {
-                Some([_, text]) => text.as_text().unwrap_or_else(|| text.to_string()),
-                _ => why.to_string(),
-            })),
+            Some([e, why]) if e.is_atom("error") => {
+                Err(ConfigError::Refused(match why.as_tuple() {
+                    Some([_, text]) => text.as_text().unwrap_or_else(|| text.to_string()),
+                    _ => why.to_string(),
+                }))
+            }
             _ => Ok(reply),
         }
     }
@@ -552,11 +563,8 @@ impl Cache {
 
     /// `key` as text (a binary, a string or an atom).
     pub fn get_text(&self, key: &str) -> Option<String> {
-        self.get(key).and_then(|(t, _)| {
-            t.as_atom()
-                .map(str::to_owned)
-                .or_else(|| t.as_text())
-        })
+        self.get(key)
+            .and_then(|(t, _)| t.as_atom().map(str::to_owned).or_else(|| t.as_text()))
     }
 
     /// `key` as a boolean.
@@ -674,8 +682,15 @@ mod tests {
         assert_eq!((v, back), (4, e));
         std::fs::write(dir.path().join(FILE), b"garbage").unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("config.etf") && err.contains("not a cluster config"), "{err}");
-        std::fs::write(dir.path().join(FILE), encode_to_vec(&tuple(vec![atom("x")]))).unwrap();
+        assert!(
+            err.contains("config.etf") && err.contains("not a cluster config"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join(FILE),
+            encode_to_vec(&tuple(vec![atom("x")])),
+        )
+        .unwrap();
         assert!(load(dir.path()).is_err());
     }
 
@@ -683,7 +698,12 @@ mod tests {
     fn pushes_parse() {
         let p = tuple(vec![atom("cluster_config"), binary("k"), int(1), int(9)]);
         assert_eq!(parse_push(&p), Some(("k".into(), Some(int(1)), 9)));
-        let d = tuple(vec![atom("cluster_config"), binary("k"), atom("deleted"), int(9)]);
+        let d = tuple(vec![
+            atom("cluster_config"),
+            binary("k"),
+            atom("deleted"),
+            int(9),
+        ]);
         assert_eq!(parse_push(&d), Some(("k".into(), None, 9)));
         assert_eq!(parse_push(&atom("x")), None);
         assert_eq!(key_text(&int(1)), None);

@@ -93,12 +93,12 @@ impl Process for Echo {
 
     fn handle_info(&mut self, _ctx: &mut Ctx<'_>, msg: Term) -> Flow {
         match msg.as_tuple() {
-            Some([tag, _, winner]) if tag.is_atom("cluster_name_conflict") => Flow::Stop(tuple(
-                vec![
+            Some([tag, _, winner]) if tag.is_atom("cluster_name_conflict") => {
+                Flow::Stop(tuple(vec![
                     atom("shutdown"),
                     tuple(vec![atom("name_conflict"), winner.clone()]),
-                ],
-            )),
+                ]))
+            }
             _ => Flow::Continue,
         }
     }
@@ -180,19 +180,17 @@ pub struct Registry {
 pub fn start(node: &Node, opts: Options) -> Registry {
     let shared = Arc::new(Shared::default());
     if opts.hosts.iter().any(|h| h.as_str() == ECHO) {
-        shared
-            .factories
-            .write()
-            .expect("factories")
-            .insert(
-                Atom::from(ECHO),
-                Arc::new(EchoFactory {
-                    live: shared.echo_live.clone(),
-                }),
-            );
+        shared.factories.write().expect("factories").insert(
+            Atom::from(ECHO),
+            Arc::new(EchoFactory {
+                live: shared.echo_live.clone(),
+            }),
+        );
     }
     let s = shared.clone();
-    node.spawn_permanent(&[NAME], move || server::Server::new(s.clone(), opts.clone()));
+    node.spawn_permanent(&[NAME], move || {
+        server::Server::new(s.clone(), opts.clone())
+    });
     Registry {
         node: node.clone(),
         shared,
@@ -331,9 +329,7 @@ impl Client {
 
     /// `get_process`, asked of the target (`None` for `{error, not_find}`).
     pub async fn get_process(&self, ty: &str, id: Term) -> Result<Option<Record>, RegistryError> {
-        let reply = self
-            .call(wire::Request::Get(Key::new(ty, id)))
-            .await?;
+        let reply = self.call(wire::Request::Get(Key::new(ty, id))).await?;
         match reply.as_tuple() {
             Some([e, why]) if e.is_atom("error") && why.is_atom("not_find") => Ok(None),
             _ => record_reply(&reply).map(Some),
@@ -385,7 +381,10 @@ impl Client {
         node: Option<&str>,
     ) -> Result<Vec<Record>, RegistryError> {
         let reply = self
-            .call(wire::Request::Procs(ty.map(Atom::from), node.map(Atom::from)))
+            .call(wire::Request::Procs(
+                ty.map(Atom::from),
+                node.map(Atom::from),
+            ))
             .await?;
         let Some(items) = reply.as_list() else {
             return Err(RegistryError::Unexpected(reply.to_string()));
@@ -412,9 +411,7 @@ impl Client {
 
     /// Every claim on `{ty, id}` the target holds, with its stamp (clock and owner).
     pub async fn claims(&self, ty: &str, id: Term) -> Result<Vec<state::Entry>, RegistryError> {
-        let reply = self
-            .call(wire::Request::Claims(Key::new(ty, id)))
-            .await?;
+        let reply = self.call(wire::Request::Claims(Key::new(ty, id))).await?;
         reply
             .as_list()
             .ok_or_else(|| RegistryError::Unexpected(reply.to_string()))?

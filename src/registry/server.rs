@@ -245,11 +245,7 @@ impl Server {
     }
 
     fn unwatch_if_unused(&mut self, ctx: &Ctx<'_>, pid: &Pid) {
-        let still = self
-            .table()
-            .keys_of(pid)
-            .iter()
-            .any(|k| self.owns(k, pid));
+        let still = self.table().keys_of(pid).iter().any(|k| self.owns(k, pid));
         if !still {
             if let Some(r) = self.watched.remove(pid) {
                 self.watch_refs.remove(&r);
@@ -664,8 +660,7 @@ impl Server {
                     return;
                 }
                 let mut t = self.table_mut();
-                if t
-                    .claims(&key)
+                if t.claims(&key)
                     .iter()
                     .any(|e| e.pid == epid && e.stamp.owner == pid.node)
                 {
@@ -744,10 +739,9 @@ impl Server {
             Request::Set(key, pid, meta) => {
                 let existing = self.table().get(&key).cloned();
                 match existing {
-                    Some(e) if e.pid != pid => Call::Reply(error(tuple(vec![
-                        atom("already_registered"),
-                        e.record(),
-                    ]))),
+                    Some(e) if e.pid != pid => {
+                        Call::Reply(error(tuple(vec![atom("already_registered"), e.record()])))
+                    }
                     _ => {
                         let restart = self.opts.restart.contains(&key.ty);
                         self.add_local(ctx, key, pid, meta, restart);
@@ -781,7 +775,8 @@ impl Server {
                 if !known {
                     match ctx.monitor(&Dest::Pid(pid.clone())) {
                         Ok(r) => {
-                            self.factory_refs.insert(r.clone(), (ty.clone(), pid.clone()));
+                            self.factory_refs
+                                .insert(r.clone(), (ty.clone(), pid.clone()));
                             self.beam_factories.entry(ty).or_default().push((pid, r));
                         }
                         Err(e) => return Call::Reply(error(binary_text(&e.to_string()))),
@@ -978,10 +973,7 @@ impl Process for Server {
         match Request::decode(&request) {
             Ok(Some(req)) => self.handle_request(ctx, from, req),
             Ok(None) => unknown_call(request),
-            Err(e) => Call::Reply(error(tuple(vec![
-                atom("badarg"),
-                binary_text(&e.0),
-            ]))),
+            Err(e) => Call::Reply(error(tuple(vec![atom("badarg"), binary_text(&e.0)]))),
         }
     }
 

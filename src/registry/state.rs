@@ -107,6 +107,8 @@ impl Entry {
 
 /// What adding an entry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A return value, used at once and never stored: boxing the conflict's entries would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Added {
     /// The key was free; the entry is registered.
     New,
@@ -191,10 +193,7 @@ impl Table {
             *same = entry;
             return Added::Same;
         }
-        let outcome = match claims
-            .iter()
-            .reduce(|a, b| if b.beats(a) { b } else { a })
-        {
+        let outcome = match claims.iter().reduce(|a, b| if b.beats(a) { b } else { a }) {
             None => Added::New,
             Some(current) if entry.beats(current) => Added::Conflict {
                 winner: entry.clone(),

@@ -207,7 +207,9 @@ impl Peer {
             _ => bad(format!("{tag}: the type is not an atom")),
         };
         Ok(match items {
-            [_, s, info] if tag == "cs_discover" => Peer::Discover(server(s)?, Info::from_term(info)?),
+            [_, s, info] if tag == "cs_discover" => {
+                Peer::Discover(server(s)?, Info::from_term(info)?)
+            }
             [_, s, info, entries] if tag == "cs_sync" => {
                 let Some(es) = entries.as_list() else {
                     return bad("cs_sync: the entries are not a list");
@@ -231,7 +233,9 @@ impl Peer {
                 let outcome = match result.as_tuple() {
                     Some([ok, e]) if ok.is_atom("ok") => Ok(entry_from_term(e)?),
                     Some([err, why]) if err.is_atom("error") => Err(why.clone()),
-                    _ => return bad("cs_spawned: the result is not {ok, Entry} or {error, Reason}"),
+                    _ => {
+                        return bad("cs_spawned: the result is not {ok, Entry} or {error, Reason}")
+                    }
                 };
                 Peer::Spawned(r.clone(), outcome)
             }
@@ -556,7 +560,10 @@ mod tests {
             ("{cs_info, pid, #{load => -1}}", "non-negative"),
             ("{cs_info, pid, #{factories => [x]}}", "{Type, Pid}"),
             ("{cs_reg, pid, {player, 1, pid, [], {x, a}, true}}", "clock"),
-            ("{cs_reg, pid, {player, 1, pid, [], {1, a}, perhaps}}", "boolean"),
+            (
+                "{cs_reg, pid, {player, 1, pid, [], {1, a}, perhaps}}",
+                "boolean",
+            ),
             ("{cs_reg, pid, {player, 1}}", "an entry is not"),
             ("{cs_unreg, pid, \"player\", 1, pid}", "not an atom"),
             ("{cs_spawned, x, ok}", "unknown or misshapen"),
@@ -583,7 +590,10 @@ mod tests {
         );
         assert!(matches!(
             p("{create_process, player, 42, undefined, {node, 'b@h'}}"),
-            Ok(Some(Request::Create { selector: Selector::Node(_), .. }))
+            Ok(Some(Request::Create {
+                selector: Selector::Node(_),
+                ..
+            }))
         ));
         assert!(p("{create_process, player, 42, {m, f, []}, least_loaded}")
             .unwrap_err()
