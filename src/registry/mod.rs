@@ -26,7 +26,13 @@
 //! - **Failover.** Entries of a type declared `restart = "elsewhere"` are flagged. When their
 //!   node dies, the home of each (computed over the survivors) creates it again, through the
 //!   same path as any create; the time from the node's death until the last one is re-created
-//!   is logged and kept in `status`.
+//!   is logged and kept in `status`. Every other server that held the entry asks that home to
+//!   create it, as a client would: the home may see the cluster differently for a moment, or
+//!   may have joined too recently to have heard of the entry, and the asks (serialised by the
+//!   home like any create) make sure someone re-creates it. A home does not take as done an
+//!   answer naming a process of a node it has seen go down (the chosen node had not noticed
+//!   yet), nor a create whose chosen node died before answering: it places the create again,
+//!   a few times, after a short pause.
 //!
 //! # The conflict rule
 //! Two sides of a partition can both register `{Type, Id}`. After healing, every server holds
@@ -48,6 +54,9 @@ pub mod config;
 pub mod server;
 pub mod state;
 pub mod wire;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -32,6 +32,12 @@ const INFO_EVERY: Duration = Duration::from_secs(1);
 /// How many times a create may be passed on to another home (views of membership can differ
 /// for a moment; past this the server that has it decides).
 const MAX_HOPS: u8 = 2;
+/// How many times the home tries a create whose chosen node died before answering, or
+/// answered with the entry of a node this server has already seen go down.
+const MAX_ATTEMPTS: u8 = 3;
+/// The pause before such a create is tried again: the chosen node has then noticed what this
+/// one had (the same node going down), and a new placement no longer counts a dead node.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// What the library reads without a message: the table, the Rust factories, the role's load.
 #[derive(Default)]
@@ -83,6 +89,31 @@ struct Pending {
     target: Atom,
     waiters: Vec<From>,
     failover: Option<Atom>,
+    selector: Selector,
+    attempt: u8,
+}
+
+/// Something waiting for its next attempt ([`RETRY_PAUSE`]).
+enum Retry {
+    /// A create this node is home to.
+    Create {
+        key: Key,
+        selector: Selector,
+        waiters: Vec<From>,
+        failover: Option<Atom>,
+        attempt: u8,
+    },
+    /// A failover this node asked another home for.
+    Ask { key: Key, dead: Atom, attempt: u8 },
+}
+
+/// A failover create this node asked the key's home for: the process of `dead` that this node
+/// held an entry for.
+struct Ask {
+    key: Key,
+    home: Atom,
+    dead: Atom,
+    attempt: u8,
 }
 
 /// A create passed on to its home: who asked.
@@ -109,6 +140,8 @@ pub struct Server {
     pending: HashMap<Key, Pending>,
     pending_tags: HashMap<Ref, Key>,
     relays: HashMap<Ref, Relay>,
+    retries: HashMap<Ref, Retry>,
+    asks: HashMap<Ref, Ask>,
     in_flight: HashMap<Atom, u64>,
     beam_factories: HashMap<Atom, Vec<(Pid, Ref)>>,
     factory_refs: HashMap<Ref, (Atom, Pid)>,
@@ -131,6 +164,8 @@ impl Server {
             pending: HashMap::new(),
             pending_tags: HashMap::new(),
             relays: HashMap::new(),
+            retries: HashMap::new(),
+            asks: HashMap::new(),
             in_flight: HashMap::new(),
             beam_factories: HashMap::new(),
             factory_refs: HashMap::new(),
@@ -338,19 +373,37 @@ impl Server {
                 Err(tuple(vec![atom("nodedown"), Term::Atom(node.clone())])),
             );
         }
+        // Failovers asked of that node are asked again of the keys' new homes.
+        let asked: Vec<Ref> = self
+            .asks
+            .iter()
+            .filter(|(_, a)| &a.home == node)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for r in asked {
+            if let Some(a) = self.asks.remove(&r) {
+                self.ask_again(ctx, a.key, a.dead, a.attempt);
+            }
+        }
         let lost: Vec<Entry> = removed.into_iter().filter(|e| e.restart).collect();
         if !lost.is_empty() {
             self.fail_over(ctx, node, lost, started);
         }
     }
 
-    /// Re-creates, elsewhere, the processes of `node` that this node is now home to.
+    /// Re-creates, elsewhere, the processes of `node` whose entries this node held: those this
+    /// node is now home to, itself; the others, by asking their home. Every server that held
+    /// an entry asks, and the home serialises the asks like any create: a home that sees the
+    /// cluster differently for a moment, or that had not yet heard of the entry (it joined a
+    /// moment ago), would otherwise leave the process dead for good.
     fn fail_over(&mut self, ctx: &Ctx<'_>, node: &Atom, lost: Vec<Entry>, started: Instant) {
         let servers = self.servers();
-        let mine: Vec<Entry> = lost
+        let (mine, others): (Vec<Entry>, Vec<Entry>) = lost
             .into_iter()
-            .filter(|e| home(&e.key, &servers) == Some(&self.me))
-            .collect();
+            .partition(|e| home(&e.key, &servers) == Some(&self.me));
+        for e in others {
+            self.ask_home(ctx, e.key, node.clone(), 0);
+        }
         if mine.is_empty() {
             return;
         }
@@ -359,16 +412,110 @@ impl Server {
             processes = mine.len(),
             "failover: re-creating the processes of a dead node that this node is home to"
         );
+        self.fail_over_here(
+            ctx,
+            node,
+            mine.into_iter().map(|e| e.key).collect(),
+            started,
+        );
+    }
+
+    /// Creates `keys` again as their home, counted in the failover batch of `node`.
+    fn fail_over_here(&mut self, ctx: &Ctx<'_>, node: &Atom, keys: Vec<Key>, started: Instant) {
         let batch = self.batches.entry(node.clone()).or_insert(Batch {
             started,
             total: 0,
             remaining: 0,
             failed: 0,
         });
-        batch.total += mine.len() as u64;
-        batch.remaining += mine.len() as u64;
-        for e in mine {
-            self.create(ctx, e.key, Selector::LeastLoaded, None, Some(node.clone()));
+        batch.total += keys.len() as u64;
+        batch.remaining += keys.len() as u64;
+        for key in keys {
+            self.create(
+                ctx,
+                key,
+                Selector::LeastLoaded,
+                Vec::new(),
+                Some(node.clone()),
+                0,
+            );
+        }
+    }
+
+    /// Asks the home of `key` (in this node's view) to create it again, as a client would;
+    /// creates it here if this node has become its home.
+    fn ask_home(&mut self, ctx: &Ctx<'_>, key: Key, dead: Atom, attempt: u8) {
+        let servers = self.servers();
+        let Some(h) = home(&key, &servers).cloned() else {
+            return;
+        };
+        if h == self.me {
+            // The home left before answering, and this node is home now.
+            self.fail_over_here(ctx, &dead, vec![key], Instant::now());
+            return;
+        }
+        let Some(peer) = self.peers.get(&h) else {
+            return;
+        };
+        let tag = ctx.node().make_ref();
+        let req = Request::Create {
+            key: key.clone(),
+            selector: Selector::LeastLoaded,
+            hops: 0,
+        };
+        let call = tuple(vec![
+            atom("$gen_call"),
+            tuple(vec![Term::Pid(ctx.pid()), Term::Ref(tag.clone())]),
+            req.encode(),
+        ]);
+        let _ = ctx.send_noconnect(&Dest::Pid(peer.pid.clone()), call);
+        ctx.send_after(
+            CREATE_TIMEOUT + Duration::from_secs(1),
+            tuple(vec![atom("cs_timeout"), Term::Ref(tag.clone())]),
+        );
+        self.asks.insert(
+            tag,
+            Ask {
+                key,
+                home: h,
+                dead,
+                attempt,
+            },
+        );
+    }
+
+    /// An ask failed: try again after a pause, a bounded number of times.
+    fn ask_again(&mut self, ctx: &Ctx<'_>, key: Key, dead: Atom, attempt: u8) {
+        if attempt + 1 >= MAX_ATTEMPTS {
+            warn!(key = %key, node = %dead.as_str(), "failover: the home did not re-create it");
+            return;
+        }
+        let tag = ctx.node().make_ref();
+        ctx.send_after(
+            RETRY_PAUSE,
+            tuple(vec![atom("cs_retry"), Term::Ref(tag.clone())]),
+        );
+        self.retries.insert(
+            tag,
+            Retry::Ask {
+                key,
+                dead,
+                attempt: attempt + 1,
+            },
+        );
+    }
+
+    /// The home answered an ask: done, unless it answered with the dead node's entry (it had
+    /// not noticed yet) or with an error.
+    fn ask_answered(&mut self, ctx: &Ctx<'_>, ask: Ask, reply: &Term) {
+        let done = match reply.as_tuple() {
+            Some([ok, rec]) if ok.is_atom("ok") => super::wire::record_from_term(rec)
+                .is_ok_and(|(_, pid, _)| self.pid_current(ctx, &pid)),
+            _ => false,
+        };
+        if !done {
+            debug!(key = %ask.key, home = %ask.home.as_str(), "failover ask to try again: {reply}");
+            self.ask_again(ctx, ask.key, ask.dead, ask.attempt);
         }
     }
 
@@ -469,14 +616,15 @@ impl Server {
     }
 
     /// Creates `key` (this node is its home): now, if this node is chosen; otherwise by asking
-    /// the chosen node, with a deadline.
+    /// the chosen node, with a deadline. `attempt` counts the tries before this one.
     fn create(
         &mut self,
         ctx: &Ctx<'_>,
         key: Key,
         selector: Selector,
-        from: Option<From>,
+        from: Vec<From>,
         failover: Option<Atom>,
+        attempt: u8,
     ) {
         let existing = self.table().get(&key).cloned();
         if let Some(e) = existing {
@@ -544,8 +692,10 @@ impl Server {
             Pending {
                 tag,
                 target,
-                waiters: from.into_iter().collect(),
+                waiters: from,
                 failover,
+                selector,
+                attempt,
             },
         );
     }
@@ -574,7 +724,7 @@ impl Server {
     fn answer(
         &mut self,
         ctx: &Ctx<'_>,
-        from: Option<From>,
+        from: Vec<From>,
         result: Result<Entry, Term>,
         failover: Option<&Atom>,
     ) {
@@ -584,8 +734,35 @@ impl Server {
             }
             self.batch_step(f, result.is_ok());
         }
-        if let Some(from) = from {
-            ctx.reply(&from, create_reply(&result));
+        let reply = create_reply(&result);
+        for w in from {
+            ctx.reply(&w, reply.clone());
+        }
+    }
+
+    /// Whether `e` is owned by a server this one counts as up, in its current incarnation. A
+    /// node that has not yet noticed a peer go down still holds that peer's entries, and
+    /// answers a create with one: taking it would bring back into this table an entry it has
+    /// dropped, which nobody would remove again (and, in a failover, count as re-created a
+    /// process that is dead).
+    fn is_current(&self, ctx: &Ctx<'_>, e: &Entry) -> bool {
+        (e.stamp.owner == self.me || self.peers.contains_key(&e.stamp.owner))
+            && self.pid_current(ctx, &e.pid)
+    }
+
+    /// Whether `pid` belongs to the current incarnation of a node this server counts as up
+    /// (a server's node; or, for a BEAM factory's process, a node this one is connected to).
+    fn pid_current(&self, ctx: &Ctx<'_>, pid: &Pid) -> bool {
+        if pid.node == self.me {
+            return pid.creation == ctx.node().creation();
+        }
+        match self.peers.get(&pid.node) {
+            Some(p) => p.pid.creation == pid.creation,
+            None => ctx
+                .node()
+                .nodes()
+                .iter()
+                .any(|n| n.as_str() == pid.node.as_str()),
         }
     }
 
@@ -599,6 +776,40 @@ impl Server {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.in_flight.remove(&p.target);
+            }
+        }
+        let result = match result {
+            Ok(e) if !self.is_current(ctx, &e) => Err(tuple(vec![
+                atom("stale"),
+                Term::Atom(e.stamp.owner.clone()),
+            ])),
+            other => other,
+        };
+        // The chosen node died before answering, or answered with a dead node's entry: place
+        // the create again (the process is not running anywhere this server counts as up).
+        if let Err(why) = &result {
+            let retryable = why
+                .as_tuple()
+                .and_then(|t| t.first())
+                .is_some_and(|tag| tag.is_atom("stale") || tag.is_atom("nodedown"));
+            if retryable && p.attempt + 1 < MAX_ATTEMPTS {
+                debug!(key = %key, target = %p.target.as_str(), "create to try again: {why}");
+                let tag = ctx.node().make_ref();
+                ctx.send_after(
+                    RETRY_PAUSE,
+                    tuple(vec![atom("cs_retry"), Term::Ref(tag.clone())]),
+                );
+                self.retries.insert(
+                    tag,
+                    Retry::Create {
+                        key: key.clone(),
+                        selector: p.selector,
+                        waiters: p.waiters,
+                        failover: p.failover,
+                        attempt: p.attempt + 1,
+                    },
+                );
+                return;
             }
         }
         if let Ok(e) = &result {
@@ -729,7 +940,7 @@ impl Server {
                     self.relays.insert(tag, Relay { from: from.clone() });
                     return Call::NoReply;
                 }
-                self.create(ctx, key, selector, Some(from.clone()), None);
+                self.create(ctx, key, selector, vec![from.clone()], None, 0);
                 Call::NoReply
             }
             Request::Get(key) => Call::Reply(match self.table().get(&key) {
@@ -864,7 +1075,10 @@ impl Server {
                 "servers",
                 list(self.servers().into_iter().map(Term::Atom).collect()),
             ),
-            ("pending", int(self.pending.len() as i64)),
+            (
+                "pending",
+                int((self.pending.len() + self.retries.len() + self.asks.len()) as i64),
+            ),
             ("created", int(s.created as i64)),
             (
                 "echo_live",
@@ -880,6 +1094,33 @@ impl Server {
         if self.last_info.as_ref() != Some(&info) {
             self.broadcast(ctx, &Peer::Info(ctx.pid(), info.clone()));
             self.last_info = Some(info);
+        }
+    }
+
+    /// `{cs_retry, Tag}`: the pause before another attempt is over.
+    fn retry(&mut self, ctx: &Ctx<'_>, tag: &Ref) {
+        match self.retries.remove(tag) {
+            Some(Retry::Create {
+                key,
+                selector,
+                waiters,
+                failover,
+                attempt,
+            }) => self.create(ctx, key, selector, waiters, failover, attempt),
+            Some(Retry::Ask { key, dead, attempt }) => self.ask_home(ctx, key, dead, attempt),
+            None => {}
+        }
+    }
+
+    /// `{cs_timeout, Tag}`: a create, a create passed on to its home, or a failover ask got
+    /// no answer in time (the tag is gone if it did).
+    fn timed_out(&mut self, ctx: &Ctx<'_>, tag: &Ref) {
+        if let Some(key) = self.pending_tags.get(tag).cloned() {
+            self.finish(ctx, &key, Err(atom("timeout")));
+        } else if let Some(relay) = self.relays.remove(tag) {
+            ctx.reply(&relay.from, error(atom("timeout")));
+        } else if let Some(ask) = self.asks.remove(tag) {
+            self.ask_again(ctx, ask.key, ask.dead, ask.attempt);
         }
     }
 
@@ -992,6 +1233,20 @@ impl Process for Server {
             }
             return Flow::Continue;
         }
+        // This server's own timers first: their tags start with `cs_` like the peer messages',
+        // which would otherwise take them (and drop them as malformed).
+        if let Some([k, Term::Ref(tag)]) = msg.as_tuple() {
+            if k.is_atom("cs_retry") {
+                let tag = tag.clone();
+                self.retry(ctx, &tag);
+                return Flow::Continue;
+            }
+            if k.is_atom("cs_timeout") {
+                let tag = tag.clone();
+                self.timed_out(ctx, &tag);
+                return Flow::Continue;
+            }
+        }
         if Peer::is_peer_message(&msg) {
             match Peer::decode(&msg) {
                 Ok(p) => self.handle_peer(ctx, p),
@@ -1009,17 +1264,13 @@ impl Process for Server {
                 let (r, reason) = (r.clone(), reason.clone());
                 self.down(ctx, &r, &reason);
             }
-            Some([k, Term::Ref(tag)]) if k.is_atom("cs_timeout") => {
-                if let Some(key) = self.pending_tags.get(tag).cloned() {
-                    self.finish(ctx, &key, Err(atom("timeout")));
-                } else if let Some(relay) = self.relays.remove(tag) {
-                    ctx.reply(&relay.from, error(atom("timeout")));
-                }
-            }
             // A reply: from a home we passed a create on to, or from a BEAM factory.
             Some([Term::Ref(tag), reply]) => {
                 if let Some(relay) = self.relays.remove(tag) {
                     ctx.reply(&relay.from, reply.clone());
+                } else if let Some(ask) = self.asks.remove(tag) {
+                    let reply = reply.clone();
+                    self.ask_answered(ctx, ask, &reply);
                 } else if let Some(key) = self.pending_tags.get(tag).cloned() {
                     let result = match reply.as_tuple() {
                         Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => Ok(pid.clone()),
