@@ -14,6 +14,7 @@ mod interop_global;
 mod interop_large;
 mod interop_process;
 mod operator;
+mod registry_partition;
 mod robustness;
 mod top;
 mod util;
