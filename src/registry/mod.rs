@@ -25,7 +25,12 @@
 //!   at random.
 //! - **Failover.** Entries of a type declared `restart = "elsewhere"` are flagged. When their
 //!   node dies, every node notes them as *orphans*, and the home of each (computed over the
-//!   survivors) creates it again through the same path as any create. Orphans stay noted
+//!   survivors) creates it again through the same path as any create; every other node that
+//!   held the entry asks that home to create it, as a client would (the home may see the
+//!   cluster differently for a moment, or may have joined too recently to have heard of the
+//!   entry; the asks are serialised by the home like any create). A home does not take as
+//!   done an answer naming a process of a node it has seen go down (the chosen node had not
+//!   noticed yet): it creates it itself, or tries again. Orphans stay noted
 //!   until the key is registered again, so when a home dies before it has finished (a chain
 //!   of failures, churn) the next home takes over; a home whose create failed tries again
 //!   every 5 s, for up to 5 minutes. The time from the node's death until the last one this
@@ -57,6 +62,9 @@ pub mod config;
 pub mod server;
 pub mod state;
 pub mod wire;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -10,7 +10,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::{debug, info, warn};
 
@@ -416,6 +418,7 @@ impl Server {
         let servers = self.servers();
         let now = Instant::now();
         let mut todo: Vec<(Key, Atom, Instant)> = Vec::new();
+        let mut asks: Vec<(Key, Atom)> = Vec::new();
         {
             let t = self.shared.table.read().expect("registry table");
             let pending = &self.pending;
@@ -429,12 +432,34 @@ impl Server {
                     return false;
                 }
                 let due = o.tried.is_none_or(|t| now.duration_since(t) >= ORPHAN_RETRY);
-                if due && !pending.contains_key(k) && home(k, &servers) == Some(me) {
+                if due && !pending.contains_key(k) {
                     o.tried = Some(now);
-                    todo.push((k.clone(), o.from.clone(), o.since));
+                    match home(k, &servers) {
+                        Some(h) if h == me => todo.push((k.clone(), o.from.clone(), o.since)),
+                        Some(h) => asks.push((k.clone(), h.clone())),
+                        None => {}
+                    }
                 }
                 true
             });
+        }
+        // The home may not have heard of the entry (it joined a moment ago), or may see the
+        // cluster differently: ask it as a client would. It serialises the asks like any
+        // create, and the reply is not needed (the entry reaches us by its owner's `cs_reg`).
+        for (key, h) in asks {
+            if let Some(peer) = self.peers.get(&h) {
+                let ask = Request::Create {
+                    key,
+                    selector: Selector::LeastLoaded,
+                    hops: MAX_HOPS,
+                };
+                let call = tuple(vec![
+                    atom("$gen_call"),
+                    tuple(vec![Term::Pid(ctx.pid()), Term::Ref(ctx.node().make_ref())]),
+                    ask.encode(),
+                ]);
+                let _ = ctx.send_noconnect(&Dest::Pid(peer.pid.clone()), call);
+            }
         }
         if todo.is_empty() {
             return;

@@ -16,6 +16,7 @@ mod interop_pg;
 mod interop_process;
 mod operator;
 mod registry;
+mod registry_partition;
 mod robustness;
 mod top;
 mod util;

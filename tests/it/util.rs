@@ -131,8 +131,27 @@ pub fn fresh_data_home() -> PathBuf {
 
 /// Starts `cluster` with `args` in the background, stdout and stderr piped.
 pub fn cluster_spawn(args: &[&str]) -> Proc {
-    let child = Command::new(cluster_bin())
-        .args(args)
+    cluster_spawn_in(None, args)
+}
+
+/// `cluster` with `args`, run inside the network namespace `netns` when given (through
+/// `ip netns exec`, which execs it: the child's pid is the node's).
+fn cluster_command(netns: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(cluster_bin());
+            c
+        }
+        None => Command::new(cluster_bin()),
+    };
+    cmd.args(args);
+    cmd
+}
+
+/// Like [`cluster_spawn`], inside the network namespace `netns` when given.
+pub fn cluster_spawn_in(netns: Option<&str>, args: &[&str]) -> Proc {
+    let child = cluster_command(netns, args)
         .env("HOME", test_home())
         .env("XDG_DATA_HOME", fresh_data_home())
         .env_remove("XDG_CACHE_HOME")
@@ -149,8 +168,12 @@ pub fn cluster_spawn(args: &[&str]) -> Proc {
 
 /// Runs `cluster` with `args` to completion.
 pub fn cluster(args: &[&str]) -> Output {
-    Command::new(cluster_bin())
-        .args(args)
+    cluster_in(None, args)
+}
+
+/// Like [`cluster`], inside the network namespace `netns` when given.
+pub fn cluster_in(netns: Option<&str>, args: &[&str]) -> Output {
+    cluster_command(netns, args)
         .env("HOME", test_home())
         .env_remove("XDG_CACHE_HOME")
         .env_remove("XDG_CONFIG_HOME")
@@ -164,10 +187,16 @@ pub fn cluster(args: &[&str]) -> Output {
 
 /// Runs `cluster` on a blocking thread, so an in-process daemon keeps serving meanwhile.
 pub async fn cluster_async(args: &[&str]) -> Output {
+    cluster_async_in(None, args).await
+}
+
+/// Like [`cluster_async`], inside the network namespace `netns` when given.
+pub async fn cluster_async_in(netns: Option<&str>, args: &[&str]) -> Output {
+    let netns = netns.map(str::to_owned);
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        cluster(&refs)
+        cluster_in(netns.as_deref(), &refs)
     })
     .await
     .expect("join")
@@ -694,6 +723,8 @@ pub struct NetNs {
     pub name: String,
     pub host_ip: String,
     pub ns_ip: String,
+    /// The host's end of the veth pair.
+    pub host_if: String,
 }
 
 impl NetNs {
@@ -728,6 +759,7 @@ impl NetNs {
             name: name.clone(),
             host_ip: host_ip.clone(),
             ns_ip: ns_ip.clone(),
+            host_if: host_if.clone(),
         };
         run(&[
             "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
@@ -749,6 +781,96 @@ impl NetNs {
         run(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"])?;
         run(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+}
+
+impl NetNs {
+    /// Takes the host's end of the link down (a partition: nothing passes, both ends stay
+    /// configured) or up again.
+    pub fn set_link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let out = std::process::Command::new("ip")
+            .args(["link", "set", &self.host_if, state])
+            .output()
+            .expect("ip link set");
+        assert!(
+            out.status.success(),
+            "ip link set {} {state}: {}",
+            self.host_if,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
+    /// A tokio runtime on a thread of its own that has entered the namespace: every socket a
+    /// task spawned on it opens is the namespace's, so an in-process node started there talks
+    /// to the namespace's side of a partition.
+    pub fn runtime(&self) -> Result<NsRuntime, String> {
+        use std::os::fd::AsFd;
+        let path = format!("/var/run/netns/{}", self.name);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let entered = std::fs::File::open(&path)
+                .map_err(|e| format!("{path}: {e}"))
+                .and_then(|f| {
+                    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| format!("setns {path}: {e}"))
+                });
+            let rt = entered.and_then(|()| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("runtime: {e}"))
+            });
+            let rt = match rt {
+                Ok(rt) => rt,
+                Err(why) => {
+                    let _ = tx.send(Err(why));
+                    return;
+                }
+            };
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let _ = tx.send(Ok((rt.handle().clone(), stop_tx)));
+            rt.block_on(async {
+                let _ = stop_rx.await;
+            });
+        });
+        let (handle, stop) = rx.recv().map_err(|e| e.to_string())??;
+        Ok(NsRuntime {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// See [`NetNs::runtime`]. Stopped (its tasks dropped) when dropped.
+pub struct NsRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NsRuntime {
+    /// Runs `work` inside the namespace and returns its output.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        self.handle
+            .spawn(work)
+            .await
+            .expect("task in the namespace")
+    }
+}
+
+impl Drop for NsRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
