@@ -1,7 +1,8 @@
 //! `cluster_server`, the process every node runs: it owns this node's registrations, keeps
 //! the replicated table, serialises creates of the keys it is home to, and re-creates the
 //! processes of a dead node that ask for it. The table itself lives in [`Shared`], written
-//! only here and read by the library without a message.
+//! only here and read by the library without a message. Creates and placement are in
+//! `create.rs`, failover in `failover.rs`.
 //!
 //! Nothing here waits on a peer: every message to another server is sent without
 //! connecting, every create that another node must finish has a deadline, and a peer that
@@ -14,16 +15,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::dist::node::{Dest, From};
 use crate::dist::process::{unknown_call, Call, Ctx, Flow, Process};
 use crate::dist::term::{atom, int, list, map, map_of, tuple, Atom, Pid, Ref, Term};
 use crate::dist::{NodeEvent, NodeName};
 
-use super::state::{home, place, Added, Candidate, Entry, Key, Selector, Table};
+use super::state::{home, Added, Entry, Key, Selector, Table};
 use super::wire::{Info, Peer, Request};
 use super::Factory;
+
+mod create;
+mod failover;
+
+use failover::{Batch, Orphan};
 
 /// The registered name.
 pub const NAME: &str = "cluster_server";
@@ -34,10 +40,6 @@ const INFO_EVERY: Duration = Duration::from_secs(1);
 /// How many times a create is tried again when the chosen node answers with the entry of a
 /// node this one knows is down (its view lags ours; it soon catches up).
 const MAX_ATTEMPTS: u8 = 30;
-/// How long an orphan is retried before it is given up (and logged).
-const ORPHAN_TTL: Duration = Duration::from_secs(300);
-/// How often the home of an orphan that is still missing creates it again.
-const ORPHAN_RETRY: Duration = Duration::from_secs(5);
 /// How many times a create may be passed on to another home (views of membership can differ
 /// for a moment; past this the server that has it decides).
 const MAX_HOPS: u8 = 2;
@@ -115,24 +117,6 @@ struct Retry {
 struct Relay {
     from: From,
     deadline: Instant,
-}
-
-/// This node's part of re-creating a dead node's processes: the keys it adopted, until each
-/// is registered again.
-struct Batch {
-    started: Instant,
-    total: u64,
-    waiting: HashSet<Key>,
-    failed: u64,
-}
-
-/// A process lost with its node (or its node's connection) that asks to be re-created, until
-/// it is registered again. Every node keeps these, so that when the node meant to re-create it
-/// dies too (a chain of failures, churn) the next home takes it over.
-struct Orphan {
-    from: Atom,
-    since: Instant,
-    tried: Option<Instant>,
 }
 
 /// The process.
@@ -361,423 +345,6 @@ impl Server {
         ]);
         let _ = ctx.send_noconnect(&Dest::Pid(loser.pid.clone()), notice);
         self.shared.stats.write().expect("stats").conflicts_lost += 1;
-    }
-
-    fn peer_gone(&mut self, ctx: &Ctx<'_>, node: &Atom) {
-        let started = Instant::now();
-        let removed = self.table_mut().remove_owner(node.as_str());
-        // Creates waiting on that node go elsewhere now rather than fail at their deadline.
-        let stuck: Vec<Key> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| &p.target == node)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in stuck {
-            if let Some(p) = self.pending.remove(&k) {
-                self.pending_tags.remove(&p.tag);
-                self.in_flight.remove(node);
-                self.retries.push(Retry {
-                    key: k,
-                    selector: match p.selector {
-                        Selector::Node(n) if &n == node => Selector::LeastLoaded,
-                        other => other,
-                    },
-                    waiters: p.waiters,
-                    failover: p.failover,
-                    attempts: p.attempts + 1,
-                });
-            }
-        }
-        for r in std::mem::take(&mut self.retries) {
-            self.create(ctx, r.key, r.selector, r.waiters, r.failover, r.attempts);
-        }
-        self.orphaned(ctx, node, removed, started);
-    }
-
-    /// Notes the processes lost with `node` that ask to be re-created, then creates those
-    /// this node is home to.
-    fn orphaned(&mut self, ctx: &Ctx<'_>, node: &Atom, lost: Vec<Entry>, started: Instant) {
-        for e in lost.into_iter().filter(|e| e.restart) {
-            self.orphans.entry(e.key).or_insert(Orphan {
-                from: node.clone(),
-                since: started,
-                tried: None,
-            });
-        }
-        self.adopt(ctx);
-    }
-
-    /// Creates the orphans this node is home to (over the servers it knows now) that are not
-    /// registered again yet, each at most every [`ORPHAN_RETRY`]; forgets the ones that are
-    /// back, and gives up on those older than [`ORPHAN_TTL`].
-    fn adopt(&mut self, ctx: &Ctx<'_>) {
-        if self.orphans.is_empty() {
-            return;
-        }
-        let servers = self.servers();
-        let now = Instant::now();
-        let mut todo: Vec<(Key, Atom, Instant)> = Vec::new();
-        let mut asks: Vec<(Key, Atom)> = Vec::new();
-        {
-            let t = self.shared.table.read().expect("registry table");
-            let pending = &self.pending;
-            let me = &self.me;
-            self.orphans.retain(|k, o| {
-                if t.get(k).is_some() {
-                    return false;
-                }
-                if now.duration_since(o.since) > ORPHAN_TTL {
-                    warn!(key = %k, node = %o.from.as_str(), "failover: given up re-creating a lost process");
-                    return false;
-                }
-                let due = o.tried.is_none_or(|t| now.duration_since(t) >= ORPHAN_RETRY);
-                if due && !pending.contains_key(k) {
-                    o.tried = Some(now);
-                    match home(k, &servers) {
-                        Some(h) if h == me => todo.push((k.clone(), o.from.clone(), o.since)),
-                        Some(h) => asks.push((k.clone(), h.clone())),
-                        None => {}
-                    }
-                }
-                true
-            });
-        }
-        // The home may not have heard of the entry (it joined a moment ago), or may see the
-        // cluster differently: ask it as a client would. It serialises the asks like any
-        // create, and the reply is not needed (the entry reaches us by its owner's `cs_reg`).
-        for (key, h) in asks {
-            if let Some(peer) = self.peers.get(&h) {
-                let ask = Request::Create {
-                    key,
-                    selector: Selector::LeastLoaded,
-                    hops: MAX_HOPS,
-                };
-                let call = tuple(vec![
-                    atom("$gen_call"),
-                    tuple(vec![Term::Pid(ctx.pid()), Term::Ref(ctx.node().make_ref())]),
-                    ask.encode(),
-                ]);
-                let _ = ctx.send_noconnect(&Dest::Pid(peer.pid.clone()), call);
-            }
-        }
-        if todo.is_empty() {
-            return;
-        }
-        info!(
-            processes = todo.len(),
-            "failover: re-creating lost processes that this node is home to"
-        );
-        for (key, from, since) in todo {
-            let b = self.batches.entry(from.clone()).or_insert(Batch {
-                started: since,
-                total: 0,
-                waiting: HashSet::new(),
-                failed: 0,
-            });
-            if b.waiting.insert(key.clone()) {
-                b.total += 1;
-            }
-            self.create(ctx, key, Selector::LeastLoaded, Vec::new(), Some(from), 0);
-        }
-    }
-
-    /// A failover create for `key` (of `node`'s processes) has an outcome. A failure leaves
-    /// the orphan to be tried again; the batch is reported once all its keys are back.
-    fn batch_step(&mut self, node: &Atom, key: &Key, ok: bool) {
-        if ok {
-            self.orphans.remove(key);
-        }
-        let Some(b) = self.batches.get_mut(node) else {
-            return;
-        };
-        if ok {
-            b.waiting.remove(key);
-        } else if !self.orphans.contains_key(key) {
-            // Given up: it will not be tried again.
-            b.waiting.remove(key);
-            b.failed += 1;
-        }
-        if b.waiting.is_empty() {
-            self.report_batch(node);
-        }
-    }
-
-    fn report_batch(&mut self, node: &Atom) {
-        let Some(b) = self.batches.remove(node) else {
-            return;
-        };
-        let took = b.started.elapsed();
-        let done = b.total - b.failed;
-        info!(
-            node = %node.as_str(),
-            processes = done,
-            failed = b.failed,
-            "failover: re-created {done} processes of {} in {} ms",
-            node.as_str(),
-            took.as_millis()
-        );
-        let mut stats = self.shared.stats.write().expect("stats");
-        stats.failovers.push((node.clone(), done, b.failed, took));
-        if stats.failovers.len() > 16 {
-            stats.failovers.remove(0);
-        }
-    }
-
-    /// Batches whose keys came back by another path (another home's create, a re-sync).
-    fn settle_batches(&mut self) {
-        let done: Vec<Atom> = {
-            let t = self.shared.table.read().expect("registry table");
-            let mut done = Vec::new();
-            for (node, b) in self.batches.iter_mut() {
-                b.waiting.retain(|k| t.get(k).is_none());
-                if b.waiting.is_empty() {
-                    done.push(node.clone());
-                }
-            }
-            done
-        };
-        for n in done {
-            self.report_batch(&n);
-        }
-    }
-
-    /// Every node running `cluster_server` that this one knows, itself included.
-    fn servers(&self) -> Vec<Atom> {
-        let mut v: Vec<Atom> = self.peers.keys().cloned().collect();
-        v.push(self.me.clone());
-        v
-    }
-
-    fn candidates(&self, ty: &Atom) -> Vec<Candidate> {
-        let t = self.table();
-        let load = |node: &Atom, extra: u64| {
-            t.hosted_on(node.as_str()) as u64
-                + self.in_flight.get(node).copied().unwrap_or(0)
-                + extra
-        };
-        let mut out: Vec<Candidate> = Vec::new();
-        let mut push = |node: &Atom, extra: u64| {
-            if !out.iter().any(|c| &c.node == node) {
-                out.push(Candidate {
-                    node: node.clone(),
-                    load: load(node, extra),
-                });
-            }
-        };
-        let mine = self.info();
-        if mine.hosts.contains(ty) {
-            push(&self.me, mine.load);
-        }
-        for (node, p) in &self.peers {
-            if p.info.hosts.contains(ty) {
-                push(node, p.info.load);
-            }
-        }
-        for (fty, pid) in self
-            .beam_factories
-            .iter()
-            .flat_map(|(t, v)| v.iter().map(move |(p, _)| (t, p)))
-            .chain(
-                self.peers
-                    .values()
-                    .flat_map(|p| p.info.factories.iter().map(|(t, p)| (t, p))),
-            )
-        {
-            if fty == ty {
-                push(&pid.node, 0);
-            }
-        }
-        out
-    }
-
-    fn beam_factory(&self, ty: &Atom, node: &Atom) -> Option<Pid> {
-        self.beam_factories
-            .get(ty)
-            .into_iter()
-            .flatten()
-            .map(|(p, _)| p)
-            .chain(
-                self.peers
-                    .values()
-                    .flat_map(|p| p.info.factories.iter())
-                    .filter(|(t, _)| t == ty)
-                    .map(|(_, p)| p),
-            )
-            .find(|p| &p.node == node)
-            .cloned()
-    }
-
-    /// Creates `key` (this node is its home): now, if this node is chosen; otherwise by asking
-    /// the chosen node, with a deadline.
-    fn create(
-        &mut self,
-        ctx: &Ctx<'_>,
-        key: Key,
-        selector: Selector,
-        waiters: Vec<From>,
-        failover: Option<Atom>,
-        attempts: u8,
-    ) {
-        let existing = self.table().get(&key).cloned();
-        if let Some(e) = existing {
-            self.answer(ctx, &key, waiters, Ok(e), failover.as_ref());
-            return;
-        }
-        if let Some(p) = self.pending.get_mut(&key) {
-            p.waiters.extend(waiters);
-            if failover.is_some() && p.failover.is_none() {
-                p.failover = failover;
-            }
-            return;
-        }
-        let cands = self.candidates(&key.ty);
-        let Some(target) = place(&key, &selector, &cands, rand::random()).map(|c| c.node.clone())
-        else {
-            let why = match &selector {
-                Selector::Node(n) => tuple(vec![
-                    atom("not_hosted"),
-                    Term::Atom(key.ty.clone()),
-                    Term::Atom(n.clone()),
-                ]),
-                _ => tuple(vec![atom("no_host"), Term::Atom(key.ty.clone())]),
-            };
-            self.answer(ctx, &key, waiters, Err(why), failover.as_ref());
-            return;
-        };
-        if target == self.me {
-            let result = self.create_here(ctx, &key);
-            self.answer(ctx, &key, waiters, result, failover.as_ref());
-            return;
-        }
-        let tag = ctx.node().make_ref();
-        if self
-            .peers
-            .get(&target)
-            .is_some_and(|p| p.info.hosts.contains(&key.ty))
-        {
-            Self::to_server(
-                ctx,
-                &target,
-                Peer::Spawn(ctx.pid(), tag.clone(), key.clone()).encode(),
-            );
-        } else if let Some(factory) = self.beam_factory(&key.ty, &target) {
-            // A BEAM factory: `{create, Type, Id}` as a gen_server call whose reply comes to us.
-            let call = tuple(vec![
-                atom("$gen_call"),
-                tuple(vec![Term::Pid(ctx.pid()), Term::Ref(tag.clone())]),
-                tuple(vec![
-                    atom("create"),
-                    Term::Atom(key.ty.clone()),
-                    key.id.clone(),
-                ]),
-            ]);
-            let _ = ctx.send(&Dest::Pid(factory), call);
-        }
-        *self.in_flight.entry(target.clone()).or_default() += 1;
-        self.pending_tags.insert(tag.clone(), key.clone());
-        self.pending.insert(
-            key,
-            Pending {
-                tag,
-                deadline: Instant::now() + CREATE_TIMEOUT,
-                target,
-                waiters,
-                selector,
-                attempts,
-                failover,
-            },
-        );
-    }
-
-    fn create_here(&mut self, ctx: &Ctx<'_>, key: &Key) -> Result<Entry, Term> {
-        let existing = self.table().get(key).cloned();
-        if let Some(e) = existing {
-            return Ok(e);
-        }
-        let factory = self
-            .shared
-            .factories
-            .read()
-            .expect("factories")
-            .get(&key.ty)
-            .cloned();
-        let Some(factory) = factory else {
-            return Err(tuple(vec![atom("no_factory"), Term::Atom(key.ty.clone())]));
-        };
-        let pid = factory.create(ctx.node(), key)?;
-        self.shared.stats.write().expect("stats").created += 1;
-        let restart = self.opts.restart.contains(&key.ty);
-        Ok(self.add_local(ctx, key.clone(), pid, Term::nil(), restart))
-    }
-
-    /// Tells the waiters of a create of `key` its outcome (and its failover batch, if any).
-    fn answer(
-        &mut self,
-        ctx: &Ctx<'_>,
-        key: &Key,
-        waiters: Vec<From>,
-        result: Result<Entry, Term>,
-        failover: Option<&Atom>,
-    ) {
-        if let Some(f) = failover {
-            if let Err(why) = &result {
-                warn!(node = %f.as_str(), key = %key, "failover create failed: {why}");
-            }
-            self.batch_step(f, key, result.is_ok());
-        }
-        let reply = create_reply(&result);
-        for w in waiters {
-            ctx.reply(&w, reply.clone());
-        }
-    }
-
-    /// A create this node is home to has an outcome.
-    fn finish(&mut self, ctx: &Ctx<'_>, key: &Key, result: Result<Entry, Term>) {
-        let Some(p) = self.pending.remove(key) else {
-            return;
-        };
-        self.pending_tags.remove(&p.tag);
-        if let Some(n) = self.in_flight.get_mut(&p.target) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.in_flight.remove(&p.target);
-            }
-        }
-        let stale = matches!(&result, Ok(e) if e.stamp.owner != self.me
-            && !self.peers.contains_key(&e.stamp.owner));
-        if stale {
-            // The chosen node still holds an entry of a node we know is down (a failover
-            // racing its nodedown): keeping it would leave a stale entry. Create it here if
-            // this node can; otherwise try again on the next tick, until the chosen node's
-            // view catches up (its tick declares the node down too).
-            if self.info().hosts.contains(&key.ty) {
-                let result = self.create_here(ctx, key);
-                self.answer(ctx, key, p.waiters, result, p.failover.as_ref());
-                return;
-            }
-            if p.attempts < MAX_ATTEMPTS {
-                self.retries.push(Retry {
-                    key: key.clone(),
-                    selector: p.selector,
-                    waiters: p.waiters,
-                    failover: p.failover,
-                    attempts: p.attempts + 1,
-                });
-                return;
-            }
-        }
-        let result = if stale {
-            Err(atom("stale_view"))
-        } else {
-            result
-        };
-        if let Ok(e) = &result {
-            // The owner's own `cs_reg` may not have reached us yet.
-            let added = self.table_mut().add(e.clone());
-            self.settle(ctx, added);
-        }
-        self.answer(ctx, key, p.waiters, result, p.failover.as_ref());
     }
 
     fn handle_peer(&mut self, ctx: &Ctx<'_>, msg: Peer) {
@@ -1082,35 +649,6 @@ impl Server {
             ("conflicts_lost", int(s.conflicts_lost as i64)),
             ("failovers", failovers),
         ])
-    }
-
-    /// Fails the creates whose deadline has passed (checked on every tick: one timer for all
-    /// of them, so a burst of creates costs no timer each).
-    fn expire(&mut self, ctx: &Ctx<'_>) {
-        for r in std::mem::take(&mut self.retries) {
-            self.create(ctx, r.key, r.selector, r.waiters, r.failover, r.attempts);
-        }
-        let now = Instant::now();
-        let late: Vec<Key> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in late {
-            self.finish(ctx, &k, Err(atom("timeout")));
-        }
-        let late: Vec<Ref> = self
-            .relays
-            .iter()
-            .filter(|(_, r)| r.deadline <= now)
-            .map(|(t, _)| t.clone())
-            .collect();
-        for t in late {
-            if let Some(r) = self.relays.remove(&t) {
-                ctx.reply(&r.from, error(atom("timeout")));
-            }
-        }
     }
 
     fn tell_info(&mut self, ctx: &Ctx<'_>) {
