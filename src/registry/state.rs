@@ -272,6 +272,11 @@ impl Table {
             .collect()
     }
 
+    /// Every node that owns claims.
+    pub fn owners(&self) -> Vec<Atom> {
+        self.by_owner.keys().cloned().collect()
+    }
+
     /// The claims `owner` made.
     pub fn owned_by(&self, owner: &str) -> Vec<Entry> {
         let Some(set) = self.by_owner.get(owner) else {

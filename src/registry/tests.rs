@@ -229,3 +229,39 @@ async fn a_create_whose_factory_never_answers_times_out() {
     assert!(started.elapsed() < server::CREATE_TIMEOUT + Duration::from_secs(1));
     assert_eq!(status(&h).await.map_get_atom("pending"), Some(&int(0)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_server_keeps_no_entry_of_a_node_that_went_while_it_was_down() {
+    let net = MemoryTransport::new();
+    let (a, b) = (node(&net, "a@mem").await, node(&net, "b@mem").await);
+    let (reg_a, reg_b) = (registry(&a, true), registry(&b, true));
+    a.connect(b.name()).await.expect("a-b");
+    sees(&a, &[&a, &b]).await;
+    sees(&b, &[&a, &b]).await;
+    let mine = reg_a
+        .create_process(ECHO, int(1), Selector::Node(a.name().as_str().into()))
+        .await
+        .expect("on a");
+    let theirs = reg_b
+        .create_process(ECHO, int(2), Selector::Node(b.name().as_str().into()))
+        .await
+        .expect("on b");
+    eventually("a to hold b's entry", || async {
+        reg_a.whereis(ECHO, &int(2)).filter(|r| r.pid == theirs.pid)
+    })
+    .await;
+    // a's server dies, and b goes while it is down: nobody on a sees that nodedown.
+    let server = a.whereis(NAME).expect("a's server");
+    a.exit(&server, atom("kill")).expect("kill");
+    a.disconnect(b.name());
+    eventually("a's server to be back", || async {
+        a.whereis(NAME).filter(|p| *p != server)
+    })
+    .await;
+    eventually("a to drop b's entry", || async {
+        reg_a.whereis(ECHO, &int(2)).is_none().then_some(())
+    })
+    .await;
+    // What a owns survives its server's restart.
+    assert_eq!(reg_a.whereis(ECHO, &int(1)).map(|r| r.pid), Some(mine.pid));
+}

@@ -729,7 +729,16 @@ impl Process for Server {
     fn init(&mut self, ctx: &mut Ctx<'_>) {
         self.me = Atom::from(ctx.node().name().as_str());
         ctx.monitor_nodes(true);
-        // A restarted server: what this node owned is still in the table; watch it again.
+        // A restarted server: what other nodes own is dropped (a node that died meanwhile
+        // would otherwise leave its entries behind; the live ones send theirs again when we
+        // discover them); what this node owns is still in the table: watch it again.
+        let others: Vec<Atom> = {
+            let t = self.table();
+            t.owners().into_iter().filter(|o| *o != self.me).collect()
+        };
+        for o in others {
+            self.table_mut().remove_owner(o.as_str());
+        }
         let mine: Vec<Pid> = self
             .table()
             .owned_by(self.me.as_str())
